@@ -1,0 +1,33 @@
+"""tinynet: a small NumPy neural-network library with explicit forward and backward passes.
+
+    import tinynet as tn
+    model = tn.Sequential(tn.Linear(784, 512), tn.ReLU(), tn.Linear(512, 10))
+    loss_fn = tn.CrossEntropyLoss()
+    optimizer = tn.optim.SGD(model.parameters(), lr=0.05)
+
+    loss = loss_fn(model(x), y)            # forward
+    model.backward(loss_fn.backward())     # backward: fills each parameter's .grad
+    optimizer.step(); optimizer.zero_grad()
+
+Importing tinynet imports neither torch nor cupy; numba kernels are compiled
+(or loaded from the on-disk cache) the first time they are used.
+"""
+__version__ = "0.1.0"
+
+from . import functional, init, nn
+from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
+from .nn import (
+    Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
+)
+from .rng import manual_seed
+
+__all__ = [
+    "__version__",
+    # modules
+    "functional", "init", "nn",
+    # backend and randomness
+    "get_array_module", "has_cupy", "has_numba", "to_device", "to_numpy", "manual_seed",
+    # layers
+    "Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
+    "Dropout", "Flatten",
+]

@@ -1,0 +1,1 @@
+"""Pure forward/backward functions: forward returns ``(y, cache)``, backward takes ``(grad_y, cache)``."""

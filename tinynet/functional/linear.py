@@ -1,0 +1,24 @@
+"""Affine map ``y = x @ W.T + b`` and its gradients."""
+from ..backend import get_array_module
+
+
+def linear_forward(x, weight, bias):
+    """Shapes: x (N, in), weight (out, in), bias (out,) or None -> y (N, out)."""
+    y = x @ weight.T
+    if bias is not None:
+        y += bias
+    return y, (x, weight)
+
+
+def linear_backward(grad_y, cache, need_bias_grad=True):
+    """Return ``(grad_x, grad_weight, grad_bias)`` for ``grad_y`` of shape (N, out).
+
+    grad_x = grad_y @ W            (N, in)
+    grad_W = grad_y.T @ x          (out, in)
+    grad_b = sum of grad_y over N  (out,)
+    """
+    x, weight = cache
+    grad_x = grad_y @ weight
+    grad_weight = grad_y.T @ x
+    grad_bias = get_array_module(grad_y).sum(grad_y, axis=0) if need_bias_grad else None
+    return grad_x, grad_weight, grad_bias

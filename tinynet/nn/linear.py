@@ -1,0 +1,56 @@
+"""The fully connected layer."""
+import numpy as np
+
+from .. import init
+from .._checks import check_float, check_ndim, check_size
+from ..functional.linear import linear_backward, linear_forward
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive bias (default True); without it ``self.bias`` is None.
+        dtype: parameter dtype, float32 by default (float64 works end to end).
+        rng: ``numpy.random.Generator`` for the initial weights (default: tinynet's).
+
+    Shape:
+        input (N, in_features) -> output (N, out_features).
+        ``weight`` is (out_features, in_features), as in PyTorch, so weights load both ways.
+
+    Example::
+
+        layer = Linear(784, 10)
+        y = layer(np.zeros((16, 784), np.float32))   # (16, 10)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
+        init.default_layer_init_(self.weight, self.bias, rng)
+
+    def forward(self, x):
+        check_ndim("Linear", x, 2, "(N, in_features)")
+        check_size("Linear", x, 1, self.in_features, "features")
+        check_float("Linear", x, self.weight.dtype)
+        y, self._cache = linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+        return y
+
+    def backward(self, grad_out):
+        grad_x, grad_w, grad_b = linear_backward(grad_out, self._pop_cache(), self.bias is not None)
+        self.weight.accumulate_grad(grad_w)
+        if self.bias is not None:
+            self.bias.accumulate_grad(grad_b)
+        return grad_x
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
