@@ -14,17 +14,20 @@ Importing tinynet imports neither torch nor cupy; numba kernels are compiled
 """
 __version__ = "0.1.0"
 
-from . import functional, init, nn
+from . import data, datasets, functional, init, nn
 from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
 from .nn import (
     Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from .rng import manual_seed
+from .serialization import load, save
 
 __all__ = [
     "__version__",
     # modules
-    "functional", "init", "nn",
+    "data", "datasets", "functional", "init", "nn",
+    # saving and loading
+    "save", "load",
     # backend and randomness
     "get_array_module", "has_cupy", "has_numba", "to_device", "to_numpy", "manual_seed",
     # layers
