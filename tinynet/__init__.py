@@ -15,10 +15,13 @@ Importing tinynet imports neither torch nor cupy; numba kernels are compiled
 __version__ = "0.1.0"
 
 from . import data, datasets, functional, init, nn
+from . import optim
+from . import losses, testing
 from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
 from .nn import (
     Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .rng import manual_seed
 from .serialization import load, save
 
@@ -26,6 +29,7 @@ __all__ = [
     "__version__",
     # modules
     "data", "datasets", "functional", "init", "nn",
+    "optim",
     # saving and loading
     "save", "load",
     # backend and randomness
@@ -33,4 +37,6 @@ __all__ = [
     # layers
     "Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
     "Dropout", "Flatten",
+    # losses and gradient checking
+    "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

@@ -1,0 +1,129 @@
+"""Loss functions as pure forward/backward pairs.
+
+Each ``*_forward(output, target, reduction)`` returns ``(value, cache)``: the
+loss as a 0-d array (or array scalar) in the output's dtype, and what the
+backward needs. Each ``*_backward(cache)`` returns d(loss)/d(output), an array
+of the output's shape and dtype. ``reduction`` is ``"mean"`` (divide by the
+number of terms, as PyTorch does) or ``"sum"``.
+
+These functions trust their inputs; ``tinynet.losses`` checks shapes, dtypes
+and ranges before calling them.
+"""
+import numpy as np
+
+from ..backend import get_array_module
+
+REDUCTIONS = ("mean", "sum")
+
+# PyTorch clamps log(p) and log(1 - p) at -100 in binary cross-entropy, so
+# p = 0 or 1 gives a finite loss, and floors p * (1 - p) at 1e-12 in its gradient.
+_BCE_LOG_FLOOR = -100.0
+_BCE_GRAD_EPS = 1e-12
+
+
+def check_reduction(where, reduction):
+    """Raise ValueError unless ``reduction`` is one of ``REDUCTIONS``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{where}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _reduction_scale(reduction, count):
+    """The factor that turns a sum of ``count`` terms into the reduced loss."""
+    check_reduction("loss", reduction)
+    return 1.0 / count if reduction == "mean" else 1.0
+
+
+# --- mean squared error ------------------------------------------------------
+def mse_loss_forward(output, target, reduction="mean"):
+    """sum((output - target)**2) * scale, scale = 1/numel for "mean".
+
+    Shapes: output and target of the same shape -> a scalar.
+    """
+    xp = get_array_module(output)
+    diff = (output - target).ravel()
+    scale = _reduction_scale(reduction, diff.size)
+    # One BLAS dot product: squares and sums without a temporary array.
+    value = xp.dot(diff, diff) * output.dtype.type(scale)
+    return value, (diff, output.shape, scale)
+
+
+def mse_loss_backward(cache):
+    """d/d(output) = 2 * (output - target) * scale."""
+    diff, shape, scale = cache
+    return (diff * (2.0 * scale)).reshape(shape)
+
+
+# --- cross-entropy -----------------------------------------------------------
+def cross_entropy_forward(logits, target, reduction="mean"):
+    """Cross-entropy of softmax(logits) against integer class labels.
+
+    loss_i = logsumexp(logits_i) - logits_i[target_i], computed after
+    subtracting each row's maximum so exp never overflows (logits of +-1e3 are fine).
+
+    Shapes: logits (N, C), target (N,) integers in [0, C) -> a scalar.
+    The cache keeps exp(logits - max) and its row sums: the softmax the
+    backward needs, without computing it twice.
+    """
+    xp = get_array_module(logits)
+    rows = xp.arange(logits.shape[0])
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    picked = shifted[rows, target]          # logit of the true class, minus the row max
+    exp = xp.exp(shifted, out=shifted)      # shifted is no longer needed: reuse its memory
+    sum_exp = exp.sum(axis=1)               # >= 1, so its log is finite
+    scale = _reduction_scale(reduction, logits.shape[0])
+    value = (xp.log(sum_exp).sum() - picked.sum()) * logits.dtype.type(scale)
+    return value, (exp, sum_exp, rows, target, scale)
+
+
+def cross_entropy_backward(cache):
+    """d/d(logits) = (softmax(logits) - one_hot(target)) * scale."""
+    exp, sum_exp, rows, target, scale = cache
+    grad = exp * (scale / sum_exp)[:, None]  # softmax * scale, one pass over (N, C)
+    grad[rows, target] -= grad.dtype.type(scale)
+    return grad
+
+
+# --- binary cross-entropy ----------------------------------------------------
+def bce_loss_forward(probs, target, reduction="mean"):
+    """-(t * log(p) + (1 - t) * log(1 - p)), each log clamped at -100 as in PyTorch.
+
+    Shapes: probs and target of the same shape, values in [0, 1] -> a scalar.
+    """
+    xp = get_array_module(probs)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is expected; the clamp handles it
+        log_p = xp.maximum(xp.log(probs), _BCE_LOG_FLOOR)
+        log_1mp = xp.maximum(xp.log1p(-probs), _BCE_LOG_FLOOR)
+    scale = _reduction_scale(reduction, probs.size)
+    # t * log_p + (1 - t) * log_1mp, rearranged to save one multiplication.
+    total = (log_1mp + target * (log_p - log_1mp)).sum()
+    return -total * probs.dtype.type(scale), (probs, target, scale)
+
+
+def bce_loss_backward(cache):
+    """d/d(p) = (p - t) / max(p * (1 - p), 1e-12) * scale (PyTorch's formula, finite at p = 0 or 1)."""
+    probs, target, scale = cache
+    xp = get_array_module(probs)
+    return (probs - target) * scale / xp.maximum(probs * (1 - probs), _BCE_GRAD_EPS)
+
+
+def bce_with_logits_forward(logits, target, reduction="mean"):
+    """Binary cross-entropy of sigmoid(x) against t, fused and stable for any x:
+
+        loss = max(x, 0) - x * t + log1p(exp(-|x|))
+
+    Shapes: logits and target of the same shape, target in [0, 1] -> a scalar.
+    The cache keeps exp(-|x|), from which backward gets sigmoid(x) without another exp.
+    """
+    xp = get_array_module(logits)
+    e = xp.exp(-xp.abs(logits))
+    scale = _reduction_scale(reduction, logits.size)
+    total = (xp.maximum(logits, 0) - logits * target + xp.log1p(e)).sum()
+    return total * logits.dtype.type(scale), (logits, target, e, scale)
+
+
+def bce_with_logits_backward(cache):
+    """d/d(x) = (sigmoid(x) - t) * scale, with sigmoid(x) = 1/(1+e) for x >= 0 and e/(1+e) otherwise."""
+    logits, target, e, scale = cache
+    xp = get_array_module(logits)
+    sigmoid = xp.where(logits >= 0, 1.0, e) / (1 + e)
+    return (sigmoid - target) * scale
