@@ -21,7 +21,8 @@ def load_weights(torch_module, tn_module):
 
 def compare_module(tn_module, torch_module, x, rng=None, dtype=np.float64):
     """Run both modules forward and backward on ``x`` with the same random upstream gradient
-    and assert outputs, input gradients and parameter gradients agree (by state-dict key)."""
+    and assert outputs, input gradients and parameter gradients agree (by state-dict key)
+    and keep ``dtype`` (tinynet never silently changes an array's dtype)."""
     rng = rng or np.random.default_rng(0)
     rtol, atol = tolerance(dtype)
     x = np.asarray(x, dtype=dtype)
@@ -36,6 +37,10 @@ def compare_module(tn_module, torch_module, x, rng=None, dtype=np.float64):
     yt = torch_module(xt)
     yt.backward(torch.from_numpy(grad_y))
 
+    for what, array in [("forward output", y), ("input gradient", grad_x)] + [
+        (f"gradient of {name}", param.grad) for name, param in tn_module.named_parameters()
+    ]:
+        assert array.dtype == dtype, f"{what} has dtype {array.dtype}, expected {np.dtype(dtype)}"
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=rtol, atol=atol, err_msg="forward output")
     np.testing.assert_allclose(grad_x, xt.grad.numpy(), rtol=rtol, atol=atol, err_msg="input gradient")
     torch_params = dict(torch_module.named_parameters())

@@ -125,5 +125,6 @@ def bce_with_logits_backward(cache):
     """d/d(x) = (sigmoid(x) - t) * scale, with sigmoid(x) = 1/(1+e) for x >= 0 and e/(1+e) otherwise."""
     logits, target, e, scale = cache
     xp = get_array_module(logits)
-    sigmoid = xp.where(logits >= 0, 1.0, e) / (1 + e)
+    inverse = 1 / (1 + e)
+    sigmoid = xp.where(logits >= 0, inverse, e * inverse)
     return (sigmoid - target) * scale

@@ -1,4 +1,5 @@
 """Dropout layer."""
+from .._checks import check_float
 from ..functional.dropout import dropout_backward, dropout_forward
 from .module import Module
 
@@ -22,6 +23,7 @@ class Dropout(Module):
         self.rng = rng
 
     def forward(self, x):
+        check_float("Dropout", x)
         y, self._cache = dropout_forward(x, self.p, self.training, self.rng)
         # The mask may be None (eval mode); wrap it so backward can still tell
         # "forward ran" from "forward never ran".

@@ -1,5 +1,6 @@
 """Flatten layer."""
-from .._checks import check_ndim
+import math
+
 from .module import Module
 
 
@@ -13,9 +14,11 @@ class Flatten(Module):
 
     def forward(self, x):
         if getattr(x, "ndim", 0) < 2:
-            check_ndim("Flatten", x, 2, "(N, ...)")
+            got = getattr(x, "shape", type(x).__name__)
+            raise ValueError(f"Flatten: expected an input of shape (N, ...) with at least 2 dimensions, got shape {got}")
         self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        # The size is spelled out rather than -1, which NumPy cannot infer for an empty batch.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, grad_out):
         return grad_out.reshape(self._pop_cache())
