@@ -1,0 +1,62 @@
+"""End to end: the MNIST MLP trained in tinynet and in PyTorch, from the same weights on the
+same real MNIST batches, follows the same loss curve for 50 SGD steps (float32)."""
+import numpy as np
+import torch
+from helpers import load_weights
+
+import tinynet as tn
+
+STEPS, BATCH, LR = 50, 16, 0.05
+
+
+def mlp_pair():
+    """784-512-512-10 with ReLU and Dropout(0.2), in both libraries, with tinynet's initial weights."""
+    model = tn.Sequential(
+        tn.Linear(784, 512), tn.ReLU(), tn.Dropout(0.2),
+        tn.Linear(512, 512), tn.ReLU(), tn.Dropout(0.2),
+        tn.Linear(512, 10),
+    )
+    nn = torch.nn
+    torch_model = nn.Sequential(
+        nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(512, 512), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(512, 10),
+    )
+    return model, load_weights(torch_model, model)
+
+
+def test_mlp_trained_with_sgd_follows_pytorchs_losses(mnist_root):
+    images, labels = tn.datasets.mnist(mnist_root, train=True, download=False)
+    x = images[: STEPS * BATCH].reshape(STEPS, BATCH, 784)
+    y = labels[: STEPS * BATCH].reshape(STEPS, BATCH)
+
+    tn.manual_seed(0)
+    model, torch_model = mlp_pair()
+    # Dropout is switched off by evaluation mode, where both libraries make it the identity:
+    # the masks come from different generators (NumPy's and PyTorch's) and could never agree,
+    # while eval mode keeps the architecture exactly the benchmarked one, Dropout layers included.
+    model.eval()
+    torch_model.eval()
+    loss_fn, optimizer = tn.CrossEntropyLoss(), tn.optim.SGD(model.parameters(), lr=LR)
+    torch_loss_fn, torch_optimizer = torch.nn.CrossEntropyLoss(), torch.optim.SGD(torch_model.parameters(), lr=LR)
+
+    losses, torch_losses = [], []
+    for xb, yb in zip(x, y):
+        losses.append(loss_fn(model(xb), yb))
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        optimizer.zero_grad()
+
+        torch_optimizer.zero_grad()
+        loss = torch_loss_fn(torch_model(torch.from_numpy(xb)), torch.from_numpy(yb))
+        loss.backward()
+        torch_optimizer.step()
+        torch_losses.append(loss.item())
+
+    np.testing.assert_allclose(losses, torch_losses, rtol=0, atol=1e-5)
+    torch_params = dict(torch_model.named_parameters())
+    for name, param in model.named_parameters():
+        assert param.data.dtype == np.float32
+        np.testing.assert_allclose(param.data, torch_params[name].detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+    # 50 small steps from chance level (ln 10 = 2.30) move the loss only a little, but clearly.
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.05, "the loss should have gone down"
