@@ -64,10 +64,8 @@ def flatten_case(data, dtype):
 
 def dropout_case(data, dtype):
     """Dropout is deterministic in eval mode, and in training mode with p = 0."""
-    p = data.draw(st.floats(0.0, 1.0), label="p")
     training = data.draw(st.booleans(), label="training")
-    if training:
-        p = 0.0
+    p = 0.0 if training else data.draw(st.floats(0.0, 1.0), label="p")
     layer, reference = tn.Dropout(p).train(training), torch.nn.Dropout(p).train(training)
     return layer, reference, draw_input(data, data.draw(shapes), dtype)
 

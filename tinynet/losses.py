@@ -16,6 +16,8 @@ pass over the output. A ``-inf`` logit for a class that is not the target is
 harmless to cross-entropy (it only means probability 0) and is accepted, as in PyTorch.
 An empty batch raises ValueError: the mean over no samples is undefined.
 """
+import math
+
 from ._checks import check_float, check_ndim
 from .backend import check_same_device, get_array_module
 from .functional import losses as F
@@ -47,10 +49,11 @@ class Loss:
         self._check_values(output, target)
         forward, _ = self._functions
         value, cache = forward(output, target, self.reduction)
-        if not get_array_module(value).isfinite(value):
+        value = float(value)  # on the GPU this waits for the result; a Python float is what callers log
+        if not math.isfinite(value):
             raise self._not_finite_error(output, value)
         self._cache = cache
-        return float(value)
+        return value
 
     def __call__(self, output, target):
         return self.forward(output, target)
@@ -80,11 +83,11 @@ class Loss:
         bad = int((~xp.isfinite(output)).sum())
         if bad:
             return ValueError(
-                f"{name}: the loss is {float(value)} because the input holds {bad} NaN or inf value(s) "
+                f"{name}: the loss is {value} because the input holds {bad} NaN or inf value(s) "
                 "(a diverging model? try a smaller learning rate)"
             )
         return ValueError(
-            f"{name}: the loss is {float(value)} although the input is finite: the target holds NaN or inf "
+            f"{name}: the loss is {value} although the input is finite: the target holds NaN or inf "
             f"values, or the loss overflowed {output.dtype}"
         )
 
