@@ -16,12 +16,14 @@ __version__ = "0.1.0"
 
 from . import data, datasets, functional, init, nn
 from . import optim
+from . import kernels
 from . import losses, testing
 from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
 from .nn import (
     Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .nn import AvgPool2d, Conv2d, MaxPool2d
 from .rng import manual_seed
 from .serialization import load, save
 
@@ -30,6 +32,7 @@ __all__ = [
     # modules
     "data", "datasets", "functional", "init", "nn",
     "optim",
+    "kernels",
     # saving and loading
     "save", "load",
     # backend and randomness
@@ -37,6 +40,7 @@ __all__ = [
     # layers
     "Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
     "Dropout", "Flatten",
+    "Conv2d", "MaxPool2d", "AvgPool2d",
     # losses and gradient checking
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

@@ -1,0 +1,231 @@
+"""The convolution and pooling kernels: every implementation against PyTorch and against each other,
+the pure-Python versions of the numba loops, and the dispatcher that picks an implementation."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinynet import kernels
+from tinynet.kernels import im2col_numba, im2col_numpy, pool_numba, pool_numpy
+
+BACKENDS = kernels.CPU_BACKENDS
+
+
+@st.composite
+def im2col_cases(draw):
+    """(x, kernel_size, stride, padding, dilation) with at least one output position."""
+    pair = lambda lo, hi: (draw(st.integers(lo, hi)), draw(st.integers(lo, hi)))  # noqa: E731
+    kernel, stride, padding, dilation = pair(1, 4), pair(1, 3), pair(0, 2), pair(1, 2)
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    h, w = (draw(st.integers(max(1, e - 2 * p), e - 2 * p + 5)) for e, p in zip(extent, padding))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w)
+    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
+    return x, kernel, stride, padding, dilation
+
+
+@st.composite
+def pool_cases(draw):
+    """(x, kernel_size, stride, padding) as nn.MaxPool2d accepts them; half the inputs are full of ties."""
+    pair = lambda lo, hi: (draw(st.integers(lo, hi)), draw(st.integers(lo, hi)))  # noqa: E731
+    kernel, stride = pair(1, 4), pair(1, 5)
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    h, w = (draw(st.integers(max(1, k - 2 * p), k - 2 * p + 6)) for k, p in zip(kernel, padding))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(-1, 2, shape).astype(float) if draw(st.booleans()) else rng.standard_normal(shape)
+    return x, kernel, stride, padding
+
+
+def torch_unfold(x, kernel, stride, padding, dilation):
+    """PyTorch's im2col, (N, C*KH*KW, L), rearranged into tinynet's (C*KH*KW, N*L)."""
+    cols = TF.unfold(torch.from_numpy(x), kernel, dilation=dilation, padding=padding, stride=stride).numpy()
+    return cols.transpose(1, 0, 2).reshape(cols.shape[1], -1)
+
+
+# --- im2col / col2im -----------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=60)
+@given(case=im2col_cases())
+def test_im2col_is_pytorch_unfold_and_col2im_is_fold(backend, case):
+    x, kernel, stride, padding, dilation = case
+    with kernels.use(backend):
+        cols = kernels.im2col(x, kernel, stride, padding, dilation)
+        np.testing.assert_array_equal(cols, torch_unfold(x, kernel, stride, padding, dilation))
+        grad_cols = np.random.default_rng(1).standard_normal(cols.shape)
+        grad_x = kernels.col2im(grad_cols, x.shape, kernel, stride, padding, dilation)
+    n, _, h, w = x.shape
+    folded = TF.fold(
+        torch.from_numpy(grad_cols.reshape(grad_cols.shape[0], n, -1).transpose(1, 0, 2).copy()),
+        (h, w), kernel, dilation=dilation, padding=padding, stride=stride,
+    ).numpy()
+    np.testing.assert_allclose(grad_x, folded, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60)
+@given(case=im2col_cases(), float32=st.booleans())
+def test_im2col_numba_equals_numpy_bit_for_bit(case, float32):
+    x, *geometry = case
+    x = x.astype(np.float32) if float32 else x
+    cols = im2col_numpy.im2col(x, *geometry)
+    np.testing.assert_array_equal(im2col_numba.im2col(x, *geometry), cols)
+    assert im2col_numba.im2col(x, *geometry).dtype == x.dtype
+    grad_cols = np.random.default_rng(2).standard_normal(cols.shape).astype(x.dtype)
+    # Both add each pixel's contributions in the same (i, j) order, so even the rounding agrees.
+    expected = im2col_numpy.col2im(grad_cols, x.shape, *geometry)
+    np.testing.assert_array_equal(im2col_numba.col2im(grad_cols, x.shape, *geometry), expected)
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    """<im2col(x), c> == <x, col2im(c)> for every x and c: what makes col2im the right backward."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6))
+    geometry = ((3, 2), (2, 1), (1, 2), (2, 1))
+    for module in (im2col_numpy, im2col_numba):
+        cols = module.im2col(x, *geometry)
+        c = rng.standard_normal(cols.shape)
+        np.testing.assert_allclose(np.sum(cols * c), np.sum(x * module.col2im(c, x.shape, *geometry)), rtol=1e-12)
+
+
+# --- pooling -------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=60)
+@given(case=pool_cases())
+def test_max_pool_indices_are_pytorchs(backend, case):
+    """Same maxima and the same chosen element (first maximum on ties) as PyTorch's return_indices."""
+    x, kernel, stride, padding = case
+    with kernels.use(backend):
+        y, indices = kernels.max_pool2d_forward(x, kernel, stride, padding)
+        grad_y = np.random.default_rng(3).standard_normal(y.shape)
+        grad_x = kernels.max_pool2d_backward(grad_y, indices, x.shape)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt, it = TF.max_pool2d(xt, kernel, stride, padding, return_indices=True)
+    yt.backward(torch.from_numpy(grad_y))
+    assert indices.dtype == np.int32
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(indices, it.numpy())
+    np.testing.assert_allclose(grad_x, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60)
+@given(case=pool_cases(), float32=st.booleans())
+def test_pool_numba_equals_numpy_bit_for_bit(case, float32):
+    x, *geometry = case
+    x = x.astype(np.float32) if float32 else x
+    y, indices = pool_numpy.max_pool2d_forward(x, *geometry)
+    y_numba, indices_numba = pool_numba.max_pool2d_forward(x, *geometry)
+    np.testing.assert_array_equal(y_numba, y)
+    np.testing.assert_array_equal(indices_numba, indices)
+    grad_y = np.random.default_rng(4).standard_normal(y.shape).astype(x.dtype)
+    np.testing.assert_array_equal(
+        pool_numba.max_pool2d_backward(grad_y, indices, x.shape), pool_numpy.max_pool2d_backward(grad_y, indices, x.shape)
+    )
+    average = pool_numpy.avg_pool2d_forward(x, *geometry)
+    assert average.dtype == x.dtype
+    np.testing.assert_array_equal(pool_numba.avg_pool2d_forward(x, *geometry), average)
+    np.testing.assert_array_equal(
+        pool_numba.avg_pool2d_backward(grad_y, x.shape, *geometry), pool_numpy.avg_pool2d_backward(grad_y, x.shape, *geometry)
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_special_values_follow_pytorch(backend):
+    """NaN wins its window (the last NaN); a window of -inf picks its first real pixel, never padding."""
+    x = np.zeros((1, 2, 4, 4))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan
+    x[0, 1] = -np.inf
+    with kernels.use(backend):
+        y, indices = kernels.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1))
+    yt, it = TF.max_pool2d(torch.from_numpy(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(y, yt.numpy())
+    np.testing.assert_array_equal(indices, it.numpy())
+
+
+# --- the pure-Python loops behind the numba kernels ----------------------------
+def test_pure_python_loops_agree_with_the_compiled_kernels():
+    """The undecorated functions are what NUMBA_DISABLE_JIT=1 runs; they must compute the same thing."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-1, 2, (2, 2, 5, 4)).astype(np.float64)
+    geometry = ((3, 2), (2, 1), (1, 1), (1, 2))
+    out_h, out_w = kernels.output_hw(x.shape, *geometry[:3], geometry[3])
+    cols = im2col_numpy.im2col(x, *geometry).reshape(2, 3, 2, 2, out_h, out_w)  # (C, KH, KW, N, OH, OW)
+    out = np.empty_like(cols)
+    im2col_numba._im2col_loops(x, out, 3, 2, 2, 1, 1, 1, 1, 2)
+    np.testing.assert_array_equal(out, cols)
+    grad_x = np.empty_like(x)
+    im2col_numba._col2im_loops(cols, grad_x, 3, 2, 2, 1, 1, 1, 1, 2)
+    np.testing.assert_array_equal(grad_x, im2col_numba.col2im(cols.reshape(12, -1), x.shape, *geometry))
+
+    pool = ((3, 2), (2, 1), (1, 1))
+    y, indices = pool_numba.max_pool2d_forward(x, *pool)
+    y_py, indices_py = np.empty_like(y), np.empty_like(indices)
+    pool_numba._max_pool_loops(x, y_py, indices_py, 3, 2, 2, 1, 1, 1)
+    np.testing.assert_array_equal(y_py, y)
+    np.testing.assert_array_equal(indices_py, indices)
+    grad_py = np.empty_like(x)
+    pool_numba._max_pool_backward_loops(y, indices, grad_py)
+    np.testing.assert_array_equal(grad_py, pool_numba.max_pool2d_backward(y, indices, x.shape))
+    average = np.empty_like(y)
+    pool_numba._avg_pool_loops(x, average, 3, 2, 2, 1, 1, 1)
+    np.testing.assert_array_equal(average, pool_numba.avg_pool2d_forward(x, *pool))
+    pool_numba._avg_pool_backward_loops(y, grad_py, 3, 2, 2, 1, 1, 1)
+    np.testing.assert_array_equal(grad_py, pool_numba.avg_pool2d_backward(y, x.shape, *pool))
+
+
+# --- choosing an implementation -------------------------------------------------
+def test_use_switches_the_cpu_kernels_and_restores_them():
+    x = np.zeros((1, 1, 2, 2))
+    default = kernels.get_backend()
+    with kernels.use("numpy"):
+        assert kernels.get_backend() == "numpy"
+        assert kernels._implementation("im2col", x) is im2col_numpy
+        assert kernels._implementation("pool", x) is pool_numpy
+        with kernels.use("numba"):
+            assert kernels._implementation("pool", x) is pool_numba
+        assert kernels.get_backend() == "numpy"
+    assert kernels.get_backend() == default
+
+
+def test_set_backend_changes_the_choice_until_changed_again():
+    default = kernels.get_backend()
+    try:
+        kernels.set_backend("numpy")
+        assert kernels._implementation("im2col", np.zeros(1)) is im2col_numpy
+    finally:
+        kernels.set_backend(default)
+
+
+def test_an_unknown_backend_is_refused():
+    refusal = r": the CPU kernels must be one of \('numba', 'numpy'\), got 'cuda'"
+    with pytest.raises(ValueError, match=r"^tinynet.kernels.set_backend" + refusal):
+        kernels.set_backend("cuda")
+    with pytest.raises(ValueError, match=r"^tinynet.kernels.use" + refusal):
+        with kernels.use("cuda"):
+            pass
+
+
+def _in_subprocess(code, **env):
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_environment_variable_picks_the_default():
+    done = _in_subprocess("import tinynet.kernels as k; print(k.get_backend())", TINYNET_KERNELS="numpy")
+    assert done.stdout.strip() == "numpy", done.stderr
+    done = _in_subprocess("import tinynet", TINYNET_KERNELS="fortran")
+    assert done.returncode != 0
+    assert "TINYNET_KERNELS: the CPU kernels must be one of ('numba', 'numpy'), got 'fortran'" in done.stderr
+
+
+def test_importing_tinynet_loads_no_kernel_and_neither_torch_nor_cupy():
+    done = _in_subprocess(
+        "import sys, tinynet; "
+        "print(sorted(m for m in sys.modules if m in ('torch', 'cupy') or m.startswith('tinynet.kernels.')))"
+    )
+    assert done.stdout.strip() == "[]", done.stderr

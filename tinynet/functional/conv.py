@@ -1,0 +1,67 @@
+"""2-D convolution (cross-correlation, as in every deep-learning library) by im2col and one matrix product.
+
+Forward::
+
+    cols = im2col(x)                       (C*KH*KW, N*OH*OW)
+    y    = W.reshape(O, C*KH*KW) @ cols    (O, N*OH*OW) -> transposed to (N, O, OH, OW), plus bias
+
+Backward, with gy the upstream gradient laid out (O, N*OH*OW)::
+
+    grad_W    = gy @ cols.T                (O, C*KH*KW)
+    grad_b    = gy summed over N*OH*OW     (O,)
+    grad_cols = W.T @ gy                   (C*KH*KW, N*OH*OW) -> col2im -> grad_x (N, C, H, W)
+
+With ``groups=G`` the channels split into G independent convolutions: group g
+uses input channels [g*C/G, (g+1)*C/G) and produces output channels
+[g*O/G, (g+1)*O/G). In the layout above each group is one contiguous block of
+rows of ``cols`` and of W, so the products become one batched (G, ...) matmul.
+
+Putting the batch inside the columns (N*OH*OW) makes each product a single
+large GEMM rather than N small ones, and the (O, N, ...) result becomes NCHW by
+moving whole OH*OW planes. All arguments that come in pairs are
+(height, width) tuples here; ``tinynet.nn.Conv2d`` checks and normalises them.
+"""
+from .. import kernels
+from ..backend import get_array_module
+
+
+def conv2d_output_shape(x_shape, weight_shape, stride, padding, dilation):
+    """(N, O, OH, OW) with OH = floor((H + 2*padding - dilation*(KH - 1) - 1) / stride) + 1, same for OW."""
+    return (x_shape[0], weight_shape[0]) + kernels.output_hw(x_shape, weight_shape[2:], stride, padding, dilation)
+
+
+def _grouped(weight, groups):
+    """weight (O, C/G, KH, KW) as G matrices (O/G, C/G*KH*KW), one per group."""
+    return weight.reshape(groups, weight.shape[0] // groups, -1)
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
+    """Shapes: x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> y (N, O, OH, OW)."""
+    xp = get_array_module(x)
+    n, out_channels, out_h, out_w = conv2d_output_shape(x.shape, weight.shape, stride, padding, dilation)
+    kernel_size = weight.shape[2:]
+    cols = kernels.im2col(x, kernel_size, stride, padding, dilation)
+    # (G, O/G, K/G) @ (G, K/G, N*OH*OW) -> (G, O/G, N*OH*OW), i.e. (O, N, OH, OW)
+    y_t = xp.matmul(_grouped(weight, groups), cols.reshape(groups, cols.shape[0] // groups, cols.shape[1]))
+    y_t = y_t.reshape(out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
+    y = xp.empty((n, out_channels, out_h, out_w), dtype=x.dtype)
+    if bias is None:
+        y[...] = y_t
+    else:
+        xp.add(y_t, bias.reshape(-1, 1, 1), out=y)
+    return y, (cols, weight, x.shape, stride, padding, dilation, groups)
+
+
+def conv2d_backward(grad_y, cache, need_bias_grad=True):
+    """Return ``(grad_x, grad_weight, grad_bias)`` for ``grad_y`` of shape (N, O, OH, OW)."""
+    xp = get_array_module(grad_y)
+    cols, weight, x_shape, stride, padding, dilation, groups = cache
+    rows, columns = cols.shape
+    # (N, O, OH, OW) -> (G, O/G, N*OH*OW): the layout the forward product produced
+    grad_t = xp.ascontiguousarray(grad_y.transpose(1, 0, 2, 3)).reshape(groups, weight.shape[0] // groups, columns)
+    cols = cols.reshape(groups, rows // groups, columns)
+    grad_weight = xp.matmul(grad_t, cols.transpose(0, 2, 1)).reshape(weight.shape)
+    grad_bias = grad_t.sum(axis=2).reshape(-1) if need_bias_grad else None
+    grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)
+    grad_x = kernels.col2im(grad_cols, x_shape, weight.shape[2:], stride, padding, dilation)
+    return grad_x, grad_weight, grad_bias

@@ -1,0 +1,38 @@
+"""2-D max and average pooling: forward returns ``(y, cache)``, backward takes ``(grad_y, cache)``.
+
+Output size per axis: ``floor((size + 2*padding - kernel) / stride) + 1``.
+Arguments that come in pairs are (height, width) tuples; ``tinynet.nn.MaxPool2d``
+and ``AvgPool2d`` check and normalise them.
+"""
+from .. import kernels
+
+
+def pool2d_output_shape(x_shape, kernel_size, stride, padding):
+    """(N, C, OH, OW) of pooling an (N, C, H, W) input."""
+    return tuple(x_shape[:2]) + kernels.output_hw(x_shape, kernel_size, stride, padding)
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding):
+    """Each output is its window's maximum; the cache keeps which input that was (the first
+    maximum in row-major order on a tie, as in PyTorch), so backward needs no comparison."""
+    y, indices = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
+    return y, (indices, x.shape)
+
+
+def max_pool2d_backward(grad_y, cache):
+    """The whole gradient of each output goes to the one input that was its maximum."""
+    indices, x_shape = cache
+    return kernels.max_pool2d_backward(grad_y, indices, x_shape)
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding):
+    """Each output is the sum of its window divided by KH*KW (zero padding counted, as PyTorch's
+    default ``count_include_pad=True``)."""
+    y = kernels.avg_pool2d_forward(x, kernel_size, stride, padding)
+    return y, (x.shape, kernel_size, stride, padding)
+
+
+def avg_pool2d_backward(grad_y, cache):
+    """Each input receives grad_y / (KH*KW) from every window that contains it."""
+    x_shape, kernel_size, stride, padding = cache
+    return kernels.avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding)

@@ -1,0 +1,121 @@
+"""The 2-D convolution layer."""
+import numpy as np
+
+from .. import init
+from .._checks import check_float, check_ndim
+from ..functional.conv import conv2d_backward, conv2d_forward
+from .module import Module, Parameter
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _pair(where, name, value, minimum, adjective):
+    """Normalise an int or a pair of ints to a (height, width) tuple, checking each is >= ``minimum``.
+
+    ``adjective`` words the error, as PyTorch does: "non-positive stride is not supported".
+    """
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{where}: {adjective} {name} is not supported, got {name}={value!r}")
+    return pair
+
+
+class Conv2d(Module):
+    """2-D cross-correlation over an (N, C, H, W) batch, computed as im2col and one matrix product.
+
+    ``y[n, o] = bias[o] + sum over c in o's group, i, j of
+    weight[o, c, i, j] * x_padded[n, c, stride*h + dilation*i, stride*w + dilation*j]``.
+
+    Args:
+        in_channels: C, channels of the input.
+        out_channels: O, channels of the output.
+        kernel_size: KH, KW (an int for both, or a pair).
+        stride: step between windows (int or pair, default 1); may exceed the kernel.
+        padding: zeros added on both sides of each spatial axis (int or pair, default 0).
+        dilation: spacing between kernel taps (int or pair, default 1).
+        groups: split the channels into this many independent convolutions (default 1);
+            in_channels and out_channels must both be divisible by it.
+        bias: learn an additive per-channel bias (default True); without it ``self.bias`` is None.
+        dtype: parameter dtype, float32 by default (float64 works end to end).
+        rng: ``numpy.random.Generator`` for the initial weights (default: tinynet's).
+
+    Shape:
+        input (N, C, H, W) -> output (N, O, OH, OW) with
+        ``OH = floor((H + 2*padding[0] - dilation[0]*(KH - 1) - 1) / stride[0]) + 1``
+        (OW likewise). ``weight`` is (O, C/groups, KH, KW) and ``bias`` (O,), as in
+        PyTorch, so weights load both ways. Initialised as PyTorch does
+        (``tinynet.init.default_layer_init_``).
+
+    Example::
+
+        conv = Conv2d(1, 8, 3, padding=1)
+        y = conv(np.zeros((60, 1, 28, 28), np.float32))   # (60, 8, 28, 28)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not _is_int(value) or value <= 0:
+                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if value % groups:
+                raise ValueError(f"Conv2d: {name} must be divisible by groups, got {name}={value} and groups={groups}")
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size, 1, "non-positive")
+        self.stride = _pair("Conv2d", "stride", stride, 1, "non-positive")
+        self.padding = _pair("Conv2d", "padding", padding, 0, "negative")
+        self.dilation = _pair("Conv2d", "dilation", dilation, 1, "non-positive")
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        init.default_layer_init_(self.weight, self.bias, rng)
+
+    def _check_input(self, x):
+        check_ndim("Conv2d", x, 4, "(N, C, H, W)")
+        check_float("Conv2d", x, self.weight.dtype)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d: Given groups={self.groups}, weight of size {list(self.weight.shape)}, expected "
+                f"input{list(x.shape)} to have {self.in_channels} channels, but got {x.shape[1]} channels instead"
+            )
+        padded = [size + 2 * pad for size, pad in zip(x.shape[2:], self.padding)]
+        kernel = [d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation)]  # dilated extent
+        if padded[0] < kernel[0] or padded[1] < kernel[1]:
+            raise ValueError(
+                f"Conv2d: Calculated padded input size per channel: ({padded[0]} x {padded[1]}). "
+                f"Kernel size: ({kernel[0]} x {kernel[1]}). Kernel size can't be greater than actual input size"
+            )
+
+    def forward(self, x):
+        self._check_input(x)
+        y, self._cache = conv2d_forward(
+            x, self.weight.data, None if self.bias is None else self.bias.data,
+            self.stride, self.padding, self.dilation, self.groups,
+        )
+        return y
+
+    def backward(self, grad_out):
+        grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(), self.bias is not None)
+        self.weight.accumulate_grad(grad_w)
+        if self.bias is not None:
+            self.bias.accumulate_grad(grad_b)
+        return grad_x
+
+    def extra_repr(self):
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text

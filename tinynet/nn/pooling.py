@@ -1,0 +1,96 @@
+"""2-D max and average pooling layers."""
+from .._checks import check_float, check_ndim
+from ..functional import pooling as F
+from .conv import _pair
+from .module import Module
+
+
+class _Pool2d(Module):
+    """What both pools share: argument checks, input checks and the printed form."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        where = type(self).__name__
+        self.kernel_size = _pair(where, "kernel_size", kernel_size, 1, "non-positive")
+        self.stride = self.kernel_size if stride is None else _pair(where, "stride", stride, 1, "non-positive")
+        self.padding = _pair(where, "padding", padding, 0, "negative")
+        if any(pad > k // 2 for pad, k in zip(self.padding, self.kernel_size)):
+            # A window could then lie entirely in the padding (PyTorch refuses this too).
+            raise ValueError(
+                f"{where}: pad should be at most half of effective kernel size, "
+                f"but got padding={self.padding} and kernel_size={self.kernel_size}"
+            )
+
+    def _check_input(self, x):
+        where = type(self).__name__
+        check_ndim(where, x, 4, "(N, C, H, W)")
+        check_float(where, x)
+        _, c, h, w = x.shape
+        _, _, out_h, out_w = F.pool2d_output_shape(x.shape, self.kernel_size, self.stride, self.padding)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(
+                f"{where}: Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{out_h}x{out_w}). "
+                "Output size is too small"
+            )
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """The maximum of each KH x KW window, per channel.
+
+    Args:
+        kernel_size: window size (int or (KH, KW) pair).
+        stride: step between windows (int or pair); defaults to ``kernel_size``.
+        padding: implicit -inf padding on both sides (int or pair), at most half the kernel.
+
+    Shape:
+        input (N, C, H, W) -> output (N, C, OH, OW) with
+        ``OH = floor((H + 2*padding[0] - KH) / stride[0]) + 1`` (OW likewise).
+
+    Backward sends each output's gradient to the single input that was its
+    maximum; on ties (common after ReLU, where whole windows are 0) that is the
+    first maximum in row-major order, exactly as in PyTorch.
+
+    Example::
+
+        pool = MaxPool2d(2)
+        y = pool(np.zeros((60, 8, 28, 28), np.float32))   # (60, 8, 14, 14)
+    """
+
+    def forward(self, x):
+        self._check_input(x)
+        y, self._cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        return y
+
+    def backward(self, grad_out):
+        return F.max_pool2d_backward(grad_out, self._pop_cache())
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each KH x KW window, per channel, counting zero padding (PyTorch's default
+    ``count_include_pad=True``), so every window divides by KH*KW.
+
+    Args:
+        kernel_size: window size (int or (KH, KW) pair).
+        stride: step between windows (int or pair); defaults to ``kernel_size``.
+        padding: implicit zero padding on both sides (int or pair), at most half the kernel.
+
+    Shape:
+        input (N, C, H, W) -> output (N, C, OH, OW) with
+        ``OH = floor((H + 2*padding[0] - KH) / stride[0]) + 1`` (OW likewise).
+
+    Example::
+
+        pool = AvgPool2d(2)
+        y = pool(np.zeros((60, 8, 28, 28), np.float32))   # (60, 8, 14, 14)
+    """
+
+    def forward(self, x):
+        self._check_input(x)
+        y, self._cache = F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        return y
+
+    def backward(self, grad_out):
+        return F.avg_pool2d_backward(grad_out, self._pop_cache())
