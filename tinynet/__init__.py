@@ -18,6 +18,8 @@ from . import data, datasets, functional, init, nn
 from . import optim
 from . import kernels
 from . import losses, testing
+from . import augment, callbacks, metrics, schedules, train
+from .train import evaluate, fit, predict
 from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
 from .nn import (
     Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
@@ -43,4 +45,6 @@ __all__ = [
     "Conv2d", "MaxPool2d", "AvgPool2d",
     # losses and gradient checking
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
+    # training
+    "train", "fit", "evaluate", "predict", "metrics", "schedules", "callbacks", "augment",
 ]

@@ -62,18 +62,21 @@ def _mode(model, training):
             module.training = mode
 
 
-def _progress_bar(total, description, enabled):
-    """A tqdm bar, or None when ``enabled`` is False (tqdm is only imported when it is needed)."""
+def progress_bar(total, description, enabled, unit="batch"):
+    """A tqdm bar over ``total`` ``unit``s (None if unknown), or None when ``enabled`` is False.
+
+    tqdm is an optional dependency, imported here only when a bar is wanted.
+    """
     if not enabled:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError as err:
         raise ImportError(
-            "fit(progress=True) draws a progress bar with tqdm, which is not installed: "
+            "progress bars (progress=True) are drawn with tqdm, which is not installed: "
             "`pip install tinynet[examples]`, or pass progress=False"
         ) from err
-    return tqdm(total=total, desc=description, unit="batch", dynamic_ncols=True)
+    return tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True)
 
 
 def _split(batch, where):
@@ -365,7 +368,7 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
             notify("on_epoch_begin")
             lr = float(optimizer.lr)
             total = len(train_loader) if hasattr(train_loader, "__len__") else None
-            bar = _progress_bar(total, f"epoch {state.epoch + 1}/{state.epochs}", progress)
+            bar = progress_bar(total, f"epoch {state.epoch + 1}/{state.epochs}", progress)
             try:
                 logs = _train_epoch(state, accuracy, threshold, bar)
                 if val_loader is not None:

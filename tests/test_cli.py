@@ -1,0 +1,105 @@
+"""The recipes in tiny versions (a few hundred images, one epoch) and the command line that runs them.
+The full runs that reach the advertised accuracies are in the README's results, not here."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet import cli, recipes
+
+
+def test_perceptron_learns_the_first_input(capsys):
+    result = recipes.perceptron(progress=False)
+    assert result["prediction"] > 0.99 and result["loss"] < 1e-3
+    assert "new situation [1, 1, 0] -> 0.99" in capsys.readouterr().out
+
+
+def test_perceptron_step_is_the_classic_update():
+    """With lr 2, one MSE gradient step equals w += x.T @ (error * out * (1 - out))."""
+    x = np.array([[0, 0, 1], [1, 1, 1], [1, 0, 1], [0, 1, 1]], np.float64)
+    y = np.array([[0], [1], [1], [0]], np.float64)
+    w = np.random.default_rng(1).uniform(-1, 1, (3, 1))
+    out = 1 / (1 + np.exp(-x @ w))
+    classic = w + x.T @ ((y - out) * out * (1 - out))
+
+    model = tn.Sequential(tn.Linear(3, 1, bias=False, dtype=np.float64), tn.Sigmoid())
+    model[0].weight.data = w.T.copy()
+    loss_fn = tn.MSELoss()
+    loss_fn(model(x), y)
+    model.backward(loss_fn.backward())
+    tn.optim.SGD(model.parameters(), lr=2.0).step()
+    np.testing.assert_allclose(model[0].weight.data.T, classic, rtol=1e-12)
+
+
+def test_three_vs_seven(mnist_root):
+    result = recipes.three_vs_seven(epochs=30, data_root=mnist_root, train_samples=3000, test_samples=1000,
+                                    progress=False)
+    assert result["test_accuracy"] > 0.95
+
+
+def test_mlp_recipe_saves_weights_that_reload(mnist_root, tmp_path, capsys):
+    result = recipes.mnist_mlp(epochs=1, data_root=mnist_root, output_dir=tmp_path, train_samples=400,
+                               test_samples=200, augment=True, schedule="cosine", progress=False)
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "accuracy per digit: 0:" in out
+    assert result["test_accuracy"] > 0.2 and len(result["per_class_accuracy"]) == 10
+    assert list(result["history"]) == ["loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+    model = recipes.mlp_model()
+    model.load_state_dict(tn.load(result["weights"]))
+    images, labels = tn.datasets.mnist(mnist_root, train=False)
+    assert tn.metrics.accuracy(labels[:200], tn.predict(model, images[:200]).argmax(1)) == result["test_accuracy"]
+
+
+def test_cnn_recipe_reports_per_class_and_reloads(mnist_root, tmp_path, capsys):
+    result = recipes.mnist_cnn(epochs=1, data_root=mnist_root, output_dir=tmp_path, train_samples=400,
+                               test_samples=200, batch_size=20, lr=3e-3, progress=False, plots=True)
+    out = capsys.readouterr().out
+    assert "precision" in out and "recall" in out and "a fresh model loaded from" in out
+    assert result["reloaded_accuracy"] == result["test_accuracy"] > 0.2
+    assert len(result["precision"]) == len(result["recall"]) == 10
+    for figure in ("history", "predictions", "confusion", "filters"):
+        assert (tmp_path / f"mnist_cnn_{figure}.png").stat().st_size > 1000
+
+
+def test_wider_cnn_defaults_to_augmentation_and_one_cycle(mnist_root, tmp_path):
+    result = recipes.mnist_cnn(epochs=1, wider=True, data_root=mnist_root, output_dir=tmp_path, train_samples=120,
+                               test_samples=60, batch_size=10, lr=3e-3, progress=False)
+    lrs = result["history"]["lr"]
+    assert lrs == [pytest.approx(3e-3 / 25)]  # one-cycle starts at max_lr / div_factor
+    assert result["weights"].endswith("mnist_cnn_wider.npz")
+    assert recipes.cnn_model(wider=True)[0].out_channels == 32
+
+
+def test_command_line_runs_a_recipe(mnist_root, tmp_path, capsys):
+    status = cli.main(["train", "cnn", "--epochs", "1", "--train-samples", "120", "--test-samples", "60",
+                       "--data-root", mnist_root, "--output-dir", str(tmp_path), "--no-progress", "--schedule", "none",
+                       "--batch-size", "30", "--seed", "3"])
+    assert status == 0
+    assert "test accuracy" in capsys.readouterr().out and (tmp_path / "mnist_cnn.npz").is_file()
+
+
+def test_command_line_refuses_options_a_recipe_does_not_take(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "perceptron", "--augment"])
+    assert info.value.code == 2
+    assert "tinynet train: error: --augment does not apply to perceptron (its options: --epochs --lr --seed " \
+           "--device --no-progress)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "resnet"])
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_command_line_reports_errors_without_a_traceback(tmp_path, capsys):
+    status = cli.main(["train", "mlp", "--schedule", "cosine", "--lr", "-1", "--data-root", str(tmp_path)])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet train mlp: error: ") and "Traceback" not in err
+
+
+def test_python_dash_m_tinynet():
+    done = subprocess.run([sys.executable, "-m", "tinynet", "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"tinynet {tn.__version__}"
+    done = subprocess.run([sys.executable, "-m", "tinynet", "train", "--help"], capture_output=True, text=True, check=True)
+    assert "{perceptron,three-vs-seven,mlp,cnn}" in done.stdout
