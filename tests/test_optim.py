@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import tinynet as tn
 from tinynet.optim import SGD, Adam, AdamW
+from tinynet.optim._axpby import axpby, axpby_loop
 
 STEPS = 20
 # (rtol, atol) for parameters after many steps; each library computes its own gradients.
@@ -157,6 +158,30 @@ def test_parameter_without_gradient_is_untouched(cls, kwargs):
     assert not np.array_equal(model[0].bias.data, make_models(np.float32)[0][0].bias.data)
 
 
+# --- the fused update y = a*x + b*y ------------------------------------------------------
+@settings(max_examples=50)
+@given(
+    dtype=dtypes, shape=st.sampled_from([(7,), (3, 4), (2, 3, 5)]),
+    a=st.floats(-10, 10), b=st.floats(-10, 10), seed=st.integers(0, 2**16),
+)
+def test_axpby_paths_round_exactly_like_numpy(dtype, shape, a, b, seed):
+    """The compiled loop (C-contiguous arrays), the NumPy fallback (a strided view) and the
+    plain Python loop all give NumPy's rounding of a*x + b*y in the arrays' dtype, bit for bit."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((2,) + shape).astype(dtype)
+    expected = dtype(a) * x + dtype(b) * y
+
+    compiled = axpby(a, x, b, y.copy())
+    strided = np.empty(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]  # not C-contiguous: fallback path
+    strided[...] = y
+    looped = y.copy().reshape(-1)
+    axpby_loop(dtype(a), x.reshape(-1), dtype(b), looped)
+
+    for got in (compiled, axpby(a, x, b, strided), looped.reshape(shape)):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, expected)
+
+
 # --- dtypes --------------------------------------------------------------------------------
 FLOAT64_SCALAR_CONFIGS = [
     (SGD, dict(lr=np.float64(0.1), momentum=np.float64(0.9), dampening=np.float64(0.1), weight_decay=np.float64(1e-2))),
@@ -229,7 +254,7 @@ def test_a_generator_of_parameters_is_accepted():
 
 # --- state dicts ---------------------------------------------------------------------------
 @pytest.mark.parametrize("cls, kwargs", CONFIGS, ids=CONFIG_IDS)
-def test_state_dict_through_npz_resumes_bit_for_bit(cls, kwargs, tmp_path):
+def test_state_dict_through_tinynet_save_resumes_bit_for_bit(cls, kwargs, tmp_path):
     """Train 5 steps and save; (a) train 5 more; (b) load into a fresh optimizer built with other
     hyperparameters and a copy of the model, train the same 5 -> identical arrays."""
     batches = make_batches(np.float32, steps=10)
@@ -239,15 +264,14 @@ def test_state_dict_through_npz_resumes_bit_for_bit(cls, kwargs, tmp_path):
         tn_step(model, optimizer, x, target, frozen=("2.bias",))  # one parameter without state yet
     optimizer.lr = 0.5 * optimizer.lr  # as a learning-rate schedule would
     weights = {name: array.copy() for name, array in model.state_dict().items()}
-    np.savez(tmp_path / "optimizer.npz", **optimizer.state_dict())
+    tn.save(optimizer.state_dict(), tmp_path / "optimizer.npz")
     for x, target in batches[5:]:
         tn_step(model, optimizer, x, target)
 
     resumed_model, _ = make_models(np.float32, seed=7)
     resumed_model.load_state_dict(weights)
     resumed = cls(resumed_model.parameters(), lr=0.123)
-    with np.load(tmp_path / "optimizer.npz") as saved:  # allow_pickle=False: plain arrays only
-        resumed.load_state_dict(dict(saved))
+    resumed.load_state_dict(tn.load(tmp_path / "optimizer.npz"))
     for x, target in batches[5:]:
         tn_step(resumed_model, resumed, x, target)
 
@@ -275,12 +299,27 @@ def test_state_dict_is_a_flat_snapshot():
     assert set(state) == {"step", "lr", "betas", "eps", "weight_decay", "amsgrad"} | {
         f"state.{i}.{name}" for i in range(4) for name in per_param
     }
-    assert state["step"] == 2 and state["state.3.step"] == 2 and state["betas"] == (0.9, 0.999)
+    assert state["step"] == 2 and state["state.3.step"] == 2 and state["lr"] == 1e-3 and state["amsgrad"] is True
+    np.testing.assert_array_equal(state["betas"], [0.9, 0.999])
     assert state["state.0.exp_avg"].shape == (8, 5) and state["state.0.exp_avg"].dtype == np.float32
     snapshot = state["state.0.exp_avg"].copy()
     (x, target), = make_batches(np.float32, steps=1, seed=5)
     tn_step(model, optimizer, x, target)
     np.testing.assert_array_equal(state["state.0.exp_avg"], snapshot)  # later steps leave it alone
+
+
+def test_load_state_dict_accepts_what_np_load_returns(tmp_path):
+    """np.load gives every scalar back as a 0-d array; loading turns them into Python values."""
+    _, optimizer = trained_adam(amsgrad=True)
+    np.savez(tmp_path / "plain.npz", **optimizer.state_dict())
+    _, fresh = trained_adam(steps=1, lr=0.5)
+    with np.load(tmp_path / "plain.npz") as saved:
+        fresh.load_state_dict(dict(saved))
+    expected, got = optimizer.state_dict(), fresh.state_dict()
+    assert fresh.lr == 1e-3 and fresh.betas == (0.9, 0.999) and fresh.amsgrad is True
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+        assert type(got[key]) is type(expected[key]), key
 
 
 @pytest.mark.parametrize("edit, error, message", [
@@ -341,7 +380,7 @@ def test_to_cpu_keeps_the_state():
 @pytest.mark.gpu
 @pytest.mark.parametrize("explicit", [True, False], ids=["optimizer.to", "lazily"])
 @pytest.mark.parametrize("cls, kwargs", CONFIGS, ids=CONFIG_IDS)
-def test_state_follows_the_model_to_the_gpu(cls, kwargs, explicit):
+def test_state_follows_the_model_to_the_gpu(cls, kwargs, explicit, tmp_path):
     """Train 3 steps on the CPU, move the model (and the optimizer, or not) to the GPU, train 3 more:
     the state is on the GPU and the result matches training on the CPU throughout."""
     import cupy
@@ -365,3 +404,12 @@ def test_state_follows_the_model_to_the_gpu(cls, kwargs, explicit):
         assert all(isinstance(value, cupy.ndarray) for name, value in state.items() if name != "step")
     for (name, ours), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
         np.testing.assert_allclose(cupy.asnumpy(ours), theirs, rtol=1e-10, atol=1e-12, err_msg=name)
+
+    # A CPU checkpoint loads onto the GPU model's device, and a GPU one saves like any other.
+    restored = cls(model.parameters(), lr=0.5).load_state_dict(reference_optimizer.state_dict())
+    gpu_state = restored.state_dict()
+    tn.save(gpu_state, tmp_path / "gpu.npz")
+    for key, value in tn.load(tmp_path / "gpu.npz").items():
+        if key.startswith("state.") and not key.endswith(".step"):
+            assert isinstance(gpu_state[key], cupy.ndarray), key
+        np.testing.assert_array_equal(value, reference_optimizer.state_dict()[key], err_msg=key)

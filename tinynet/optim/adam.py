@@ -1,5 +1,6 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` compute them."""
 from ..backend import get_array_module
+from ._axpby import axpby
 from .optimizer import Optimizer, as_bool, as_float, require
 
 
@@ -9,7 +10,7 @@ class Adam(Optimizer):
     For each parameter p with gradient g, step t (counted per parameter, from 1) computes::
 
         g = g + weight_decay * p                  (if weight_decay != 0)
-        m = m + (1 - beta1) * (g - m)             first moment, i.e. beta1 * m + (1 - beta1) * g
+        m = beta1 * m + (1 - beta1) * g           first moment
         v = beta2 * v + (1 - beta2) * g * g       second moment
         v_max = max(v_max, v)                     (amsgrad; then v_max replaces v below)
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
@@ -70,37 +71,29 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        # `decayed` may hold the decayed gradient while `work` holds the other intermediates.
+        # `decayed` may hold the decayed gradient (the caller's gradient is never written);
+        # `work` holds g * g, then the denominator, then the step.
         decayed, work = self._scratch(param, 2)
 
-        if self.weight_decay != 0:
-            if self.decoupled_weight_decay:
-                p *= 1.0 - lr * self.weight_decay
-            else:
-                xp.multiply(p, self.weight_decay, out=decayed)
-                decayed += g
-                g = decayed
-        # m += (1 - beta1) * (g - m): PyTorch's exp_avg.lerp_(grad, 1 - beta1)
-        xp.subtract(g, m, out=work)
-        work *= 1.0 - beta1
-        m += work
-        # v = beta2 * v + (1 - beta2) * g * g
-        xp.multiply(g, 1.0 - beta2, out=work)
-        work *= g
-        v *= beta2
-        v += work
+        # AdamW shrinks p by this factor; the final update applies it (p is not read before).
+        shrink = 1.0 - lr * self.weight_decay if self.decoupled_weight_decay else 1.0
+        if self.weight_decay != 0 and not self.decoupled_weight_decay:
+            decayed[...] = g
+            g = axpby(self.weight_decay, p, 1.0, decayed)
+        axpby(1.0 - beta1, g, beta1, m)  # m = beta1 * m + (1 - beta1) * g
+        xp.multiply(g, g, out=work)
+        axpby(1.0 - beta2, work, beta2, v)  # v = beta2 * v + (1 - beta2) * g * g
         if self.amsgrad:
             v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
 
         bias_correction1 = 1.0 - beta1**step
         bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
-        # work = sqrt(v) / sqrt(1 - beta2**t) + eps, then p -= lr / (1 - beta1**t) * m / work
+        # work = sqrt(v) / sqrt(1 - beta2**t) + eps, then p = shrink * p - lr / (1 - beta1**t) * m / work
         xp.sqrt(v, out=work)
         work /= bias_correction2_sqrt
         work += self.eps
         xp.divide(m, work, out=work)
-        work *= -(lr / bias_correction1)
-        p += work
+        axpby(-lr / bias_correction1, work, shrink, p)
 
 
 class AdamW(Adam):

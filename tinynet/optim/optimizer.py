@@ -158,14 +158,16 @@ class Optimizer:
         """Return a snapshot of the optimizer as a flat ``{str: array or Python scalar}`` dict.
 
         Keys: ``"step"`` (the step count), each hyperparameter by name (``"lr"``,
-        ``"momentum"``, ``"betas"`` as a tuple, ...), and ``"state.<i>.<name>"`` for
+        ``"momentum"``, ``"betas"`` as an array of two, ...), and ``"state.<i>.<name>"`` for
         the state of parameter ``i`` (``"state.0.momentum_buffer"``, ``"state.3.exp_avg"``).
         Arrays are copies on the parameters' device, so later steps do not change the
-        snapshot. The dict can be written to ``.npz`` as it is.
+        snapshot. ``tinynet.save`` writes the dict to ``.npz`` as it is.
         """
         result = {"step": self.step_count}
         for name in self.hyperparameters:
-            result[name] = getattr(self, name)
+            value = getattr(self, name)
+            # A pair such as Adam's betas becomes a float64 array (exact), which .npz can hold.
+            result[name] = np.array(value) if isinstance(value, tuple) else value
         for index, state in enumerate(self.state):
             for name, value in state.items():
                 result[f"state.{index}.{name}"] = value if name in self.scalar_state else value.copy()

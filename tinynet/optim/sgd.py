@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, as ``torch.optim.SGD`` computes it."""
-from ..backend import get_array_module
+from ._axpby import axpby
 from .optimizer import Optimizer, as_bool, as_float, require
 
 
@@ -59,30 +59,22 @@ class SGD(Optimizer):
 
     def _update(self, param, state):
         p, g = param.data, param.grad
-        xp = get_array_module(p)
-        # Two scratch arrays: `decayed` may hold the decayed gradient while `scaled` holds another product.
-        decayed, scaled = self._scratch(param, 2)
+        # Holds the decayed or the Nesterov gradient: the caller's gradient is never written.
+        (scratch,) = self._scratch(param, 1)
         if self.weight_decay != 0:
-            xp.multiply(p, self.weight_decay, out=decayed)
-            decayed += g
-            g = decayed
+            scratch[...] = g
+            g = axpby(self.weight_decay, p, 1.0, scratch)
         if self.momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
-                buf *= self.momentum
-                if self.dampening != 0:
-                    xp.multiply(g, 1.0 - self.dampening, out=scaled)
-                    buf += scaled
-                else:
-                    buf += g
+                axpby(1.0 - self.dampening, g, self.momentum, buf)
             if self.nesterov:
-                xp.multiply(buf, self.momentum, out=scaled)
-                scaled += g
-                g = scaled
+                if g is not scratch:
+                    scratch[...] = g
+                g = axpby(self.momentum, buf, 1.0, scratch)
             else:
                 g = buf
         # float(): a schedule may have set lr to a NumPy scalar, which would upcast float32 (NEP 50).
-        xp.multiply(g, float(self.lr), out=scaled)
-        p -= scaled
+        axpby(-float(self.lr), g, 1.0, p)
