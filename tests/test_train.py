@@ -302,3 +302,18 @@ def test_progress_bar_shows_running_and_final_values(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # as if tqdm were not installed
     with pytest.raises(ImportError, match=r"pip install tinynet\[examples\]`, or pass progress=False"):
         fit(model, tn.CrossEntropyLoss(), tn.optim.SGD(model.parameters(), lr=0.1), DataLoader(x, y, batch_size=10))
+
+
+def test_callbacks_of_a_resumed_run_replay_its_history(tmp_path):
+    state = TrainingState(mlp(), None, None, None, None, None, epochs=10)
+    state.history = {"val_loss": [1.0, 0.5, 0.7], "lr": [0.1] * 3}
+    state.epoch = 3
+    stopper = EarlyStopping(monitor="val_loss", patience=2)
+    stopper.on_train_begin(state)
+    assert (stopper.wait, stopper.best_epoch) == (1, 2)
+    state.epoch = 4
+    stopper.on_epoch_end(state, {"val_loss": 0.6})  # a second epoch without improvement: stop
+    assert state.stop_training and stopper.stopped_epoch == 4
+    best = ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss")
+    best.on_train_begin(state)
+    assert best.best == 0.5

@@ -80,6 +80,7 @@ def affine(images, matrices, order="bilinear", fill=0.0):
     the identity and (up to rounding of cos and sin) quarter turns of square images
     move pixels exactly. Bilinear values are convex combinations of input pixels and
     ``fill``; the result is clipped to their range, so float rounding cannot leave it.
+    Source positions are computed in the images' dtype.
     """
     where = "augment.affine"
     _check_images(where, images)
@@ -99,44 +100,69 @@ def affine(images, matrices, order="bilinear", fill=0.0):
     singular = np.flatnonzero(~(np.isfinite(det) & (det != 0)))
     if singular.size:
         raise ValueError(f"{where}: matrix {singular[0]} is not invertible (determinant {det[singular[0]]})")
-    inverse = np.stack([d, -b, -c, a], axis=-1) / det[:, None]
-    shift = matrices[:, :, 2]
-    inverse, shift = (to_device(array, device_of(images)) for array in (inverse, shift))
-
-    # Source position of every output pixel centre, (N, H, W) each, in float64.
-    centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
-    dx = (xp.arange(width, dtype=xp.float64) - centre_x)[None, None, :] - shift[:, 0, None, None]
-    dy = (xp.arange(height, dtype=xp.float64) - centre_y)[None, :, None] - shift[:, 1, None, None]
-    src_x = inverse[:, 0, None, None] * dx + inverse[:, 1, None, None] * dy + centre_x
-    src_y = inverse[:, 2, None, None] * dx + inverse[:, 3, None, None] * dy + centre_y
-
-    flat = images.reshape(n, channels, height * width)
     dtype = images.dtype.type
-    fill = dtype(fill)
+    # Coordinates are computed in the images' dtype: float32 is plenty for positions within an
+    # image, and integer shifts and the identity stay exact in it.
+    inverse = to_device((np.stack([d, -b, -c, a], axis=-1) / det[:, None]).astype(dtype), device_of(images))
+    shift = to_device(matrices[:, :, 2].astype(dtype), device_of(images))
 
-    def gather(rows, cols):
-        """Input pixels at integer (rows, cols), (N, C, H*W), and where they lie inside the image."""
-        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        index = xp.clip(rows, 0, height - 1) * width + xp.clip(cols, 0, width - 1)
-        values = xp.take_along_axis(flat, index.reshape(n, 1, -1).astype(xp.intp), axis=2)
-        return values, inside.reshape(n, 1, -1)
-
+    # Source position of every output pixel centre, (N, H, W) each. The batch-sized arrays
+    # are few and updated in place: at MNIST sizes, fresh allocations cost more than arithmetic.
+    centre_x, centre_y = dtype((width - 1) / 2), dtype((height - 1) / 2)
+    dx = (xp.arange(width, dtype=dtype) - centre_x)[None, None, :] - shift[:, 0, None, None]  # (N, 1, W)
+    dy = (xp.arange(height, dtype=dtype) - centre_y)[None, :, None] - shift[:, 1, None, None]  # (N, H, 1)
+    src_x = xp.add(inverse[:, 0, None, None] * dx + centre_x, inverse[:, 1, None, None] * dy)
+    src_y = xp.add(inverse[:, 2, None, None] * dx, inverse[:, 3, None, None] * dy + centre_y)
     if order == "nearest":
-        values, inside = gather(xp.floor(src_y + 0.5), xp.floor(src_x + 0.5))
-        out = xp.where(inside, values, fill)
+        src_x += dtype(0.5)
+        src_y += dtype(0.5)
+
+    # Clamp positions to one pixel beyond the border and pad the images with ``fill`` (1 pixel
+    # before, 2 after): every corner read below then lies inside the padded image, and positions
+    # farther out read only fill, as they should. No masks, no bounds checks per corner.
+    xp.clip(src_x, -1, width, out=src_x)
+    xp.clip(src_y, -1, height, out=src_y)
+    fill = dtype(fill)
+    row_stride = width + 3
+    plane = (height + 3) * row_stride
+    padded = xp.full((n, channels, height + 3, row_stride), fill, dtype=dtype)
+    padded[:, :, 1:height + 1, 1:width + 1] = images
+    flat = padded.reshape(-1)
+
+    # Flat index of the top-left corner in padded.ravel(): plane (n, c), row, column. The
+    # float sum is exact (integers far below 2**24); the planes are added as integers.
+    col0, row0 = xp.floor(src_x), xp.floor(src_y)
+    frac_x, frac_y = src_x, src_y  # the positions are not needed after this: reuse their memory
+    frac_x -= col0
+    frac_y -= row0
+    row0 *= row_stride
+    row0 += col0
+    row0 += row_stride + 1
+    corner = row0.astype(xp.intp).reshape(n, 1, -1)
+    planes = (xp.arange(n * channels, dtype=xp.intp) * plane).reshape(n, channels, 1)
+    if channels == 1:
+        corner += planes
     else:
-        row0, col0 = xp.floor(src_y), xp.floor(src_x)
-        frac_y = (src_y - row0).astype(dtype).reshape(n, 1, -1)
-        frac_x = (src_x - col0).astype(dtype).reshape(n, 1, -1)
-        one = dtype(1)
-        out = xp.zeros_like(flat)
-        for d_row, d_col, weight in (
-            (0, 0, (one - frac_y) * (one - frac_x)), (0, 1, (one - frac_y) * frac_x),
-            (1, 0, frac_y * (one - frac_x)), (1, 1, frac_y * frac_x),
-        ):
-            values, inside = gather(row0 + d_row, col0 + d_col)
-            out += weight * xp.where(inside, values, fill)
-        # 0-d arrays, not floats: no device-to-host copy on a GPU.
+        corner = corner + planes  # (N, C, H*W)
+    if order == "nearest":
+        out = xp.take(flat, corner)
+    else:
+        frac_x, frac_y = frac_x.reshape(n, 1, -1), frac_y.reshape(n, 1, -1)
+        # The other three corners: the same indices into views shifted by 1, a row, a row + 1.
+        # Linear interpolation a + t (b - a) gives exactly a at t = 0 (the identity, integer shifts).
+        top_left, top = xp.take(flat, corner), xp.take(flat[1:], corner)
+        top -= top_left
+        top *= frac_x
+        top += top_left
+        bottom_left, out = xp.take(flat[row_stride:], corner), xp.take(flat[row_stride + 1:], corner)
+        out -= bottom_left
+        out *= frac_x
+        out += bottom_left
+        out -= top
+        out *= frac_y
+        out += top
+        # Rounding could step just outside the range of the pixels and fill; clip it back.
+        # The bounds are 0-d arrays, not floats: no device-to-host copy on a GPU.
         xp.clip(out, xp.minimum(images.min(), fill), xp.maximum(images.max(), fill), out=out)
     return out.reshape(images.shape)
 

@@ -50,6 +50,16 @@ class _Monitor:
             self.best = value
         return better
 
+    def replay(self, history):
+        """Feed the values of earlier epochs (a resumed run's history); return how many epochs
+        ago the best one was and its epoch number (1-based), or (0, None) without any."""
+        values = history.get(self.monitor, [])
+        best_epoch = None
+        for epoch, value in enumerate(values, start=1):
+            if self.improved({self.monitor: value}):
+                best_epoch = epoch
+        return (len(values) - best_epoch, best_epoch) if best_epoch else (0, None)
+
 
 class Callback:
     """Base class with every hook doing nothing; subclasses override what they need."""
@@ -77,7 +87,9 @@ class EarlyStopping(Callback):
             0 stops at the first epoch that does not improve).
         min_delta: the smallest change that counts as an improvement.
         restore_best_weights: on stopping, put back the weights of the best epoch
-            (a copy of them is kept in memory).
+            (a copy of them is kept in memory). In a resumed run, epochs before the
+            checkpoint count for patience, but their weights cannot be restored; keep the
+            best ones on disk with ``ModelCheckpoint(path, monitor=...)``.
 
     Attributes:
         stopped_epoch: the number of epochs finished when it stopped training (None if it did not).
@@ -94,8 +106,8 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, state):
         self._tracker = _Monitor("EarlyStopping", self.monitor, self.mode, self.min_delta)
-        self.wait = 0
-        self.best_epoch = None
+        # A resumed run counts its earlier epochs too (but their weights are not in memory).
+        self.wait, self.best_epoch = self._tracker.replay(state.history) if state is not None else (0, None)
         self.best_weights = None
         self.stopped_epoch = None
 
@@ -121,7 +133,8 @@ class ModelCheckpoint(Callback):
 
     With ``monitor=None`` it saves after every epoch, for resuming with
     ``fit(..., resume_from=path)``. With ``monitor`` (e.g. ``"val_accuracy"``) it saves only
-    when that value improves, so ``path`` always holds the best model so far; load its weights with
+    when that value improves, so ``path`` always holds the best model so far (a resumed run
+    compares with the best value in its history); load its weights with
     ``model.load_state_dict(tinynet.load(path)["model"])``.
 
     Args:
@@ -141,6 +154,8 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, state):
         self._tracker = None if self.monitor is None else _Monitor("ModelCheckpoint", self.monitor, self.mode, self.min_delta)
+        if self._tracker is not None and state is not None:
+            self._tracker.replay(state.history)  # a resumed run keeps the best of its earlier epochs
 
     @property
     def best(self):

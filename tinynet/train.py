@@ -22,7 +22,9 @@ the rest of the run depends on: weights, optimizer and schedule state, the
 history, the number of finished epochs and the state of every random generator
 the run draws from (tinynet's default one, the loaders' own ones and any
 module's ``rng``, e.g. a ``Dropout`` given one). ``fit(..., resume_from=path)``
-therefore continues a run bit for bit as if it had never stopped.
+therefore continues a run bit for bit as if it had never stopped. (On a GPU, dropout
+masks come from CuPy's generator, which checkpoints do not hold: a resumed GPU run
+with dropout is a valid continuation, not a bit-for-bit one.)
 """
 import json
 from contextlib import contextmanager
