@@ -27,6 +27,7 @@ masks come from CuPy's generator, which checkpoints do not hold: a resumed GPU r
 with dropout is a valid continuation, not a bit-for-bit one.)
 """
 import json
+import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -208,14 +209,9 @@ class TrainingState:
 
     def checkpoint(self):
         """The state as a nested ``{str: array | scalar | dict}`` that ``tinynet.save`` writes."""
-        optimizer_state = {
-            # tinynet.save stores arrays and scalars; a tuple hyperparameter (Adam's betas) becomes an array.
-            key: np.asarray(value) if isinstance(value, (tuple, list)) else value
-            for key, value in self.optimizer.state_dict().items()
-        }
         checkpoint = {
             "model": dict(self.model.state_dict()),
-            "optimizer": optimizer_state,
+            "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
             "history": {key: np.asarray(values, dtype=np.float64) for key, values in self.history.items()},
             # The bit generator state holds 128-bit integers: stored as JSON text in a 0-d string array.
@@ -293,7 +289,7 @@ def _checked_loss(state, output, target, step):
         if not _holds_non_finite(output) and not _holds_non_finite(target):
             raise  # a genuine input error (shape, dtype, label range): let it through unchanged
         loss, cause = float("nan"), err
-    if np.isfinite(loss):
+    if math.isfinite(loss):
         return loss
     where = f"epoch {state.epoch + 1}/{state.epochs}, step {step}"
     total = len(state.train_loader) if hasattr(state.train_loader, "__len__") else None
