@@ -1,5 +1,4 @@
 """fit / evaluate / predict, NaN handling, callbacks, and bit-for-bit resuming from a checkpoint."""
-import copy
 import sys
 
 import numpy as np

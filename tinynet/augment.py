@@ -22,7 +22,7 @@ centre; positions outside the input read ``fill``.
 import numpy as np
 
 from ._checks import check_float, check_ndim
-from .backend import get_array_module, to_device, device_of
+from .backend import device_of, get_array_module, to_device
 
 ORDERS = ("bilinear", "nearest")
 
