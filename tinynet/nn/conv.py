@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import init
 from .._checks import check_float, check_ndim
+from ..backend import check_same_device
 from ..functional.conv import conv2d_backward, conv2d_forward
 from .module import Module, Parameter
 
@@ -80,6 +81,7 @@ class Conv2d(Module):
     def _check_input(self, x):
         check_ndim("Conv2d", x, 4, "(N, C, H, W)")
         check_float("Conv2d", x, self.weight.dtype)
+        check_same_device("Conv2d", input=x, weight=self.weight.data)
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"Conv2d: Given groups={self.groups}, weight of size {list(self.weight.shape)}, expected "

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import init
 from .._checks import check_float, check_ndim, check_size
+from ..backend import check_same_device
 from ..functional.linear import linear_backward, linear_forward
 from .module import Module, Parameter
 
@@ -42,6 +43,7 @@ class Linear(Module):
         check_ndim("Linear", x, 2, "(N, in_features)")
         check_size("Linear", x, 1, self.in_features, "features")
         check_float("Linear", x, self.weight.dtype)
+        check_same_device("Linear", input=x, weight=self.weight.data)
         y, self._cache = linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
         return y
 
