@@ -92,6 +92,29 @@ def test_col2im_is_the_adjoint_of_im2col():
         np.testing.assert_allclose(np.sum(cols * c), np.sum(x * module.col2im(c, x.shape, *geometry)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_layout_changes_of_the_convolution(backend, dtype, with_bias):
+    """cnhw_to_nchw adds the bias while swapping the first two axes; nchw_to_cnhw swaps them back
+    and sums each channel (the bias gradient)."""
+    rng = np.random.default_rng(6)
+    y_t = rng.standard_normal((3, 4, 5, 2)).astype(dtype)
+    bias = rng.standard_normal(3).astype(dtype) if with_bias else None
+    with kernels.use(backend):
+        y = kernels.cnhw_to_nchw(y_t, bias)
+        grad_t, sums = kernels.nchw_to_cnhw(y, with_bias)
+    expected = y_t.transpose(1, 0, 2, 3) + (bias.reshape(-1, 1, 1) if with_bias else 0)
+    assert y.dtype == dtype and y.flags.c_contiguous and grad_t.flags.c_contiguous
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(grad_t, expected.transpose(1, 0, 2, 3))
+    if with_bias:
+        assert sums.dtype == dtype
+        np.testing.assert_allclose(sums, expected.sum(axis=(0, 2, 3)), rtol=1e-6)
+    else:
+        assert sums is None
+
+
 # --- pooling -------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=60)
@@ -161,6 +184,15 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     im2col_numba._col2im_loops(cols, grad_x, 3, 2, 2, 1, 1, 1, 1, 2)
     np.testing.assert_array_equal(grad_x, im2col_numba.col2im(cols.reshape(12, -1), x.shape, *geometry))
 
+    y_t = rng.standard_normal((3, 2, 4))  # (O, N, L)
+    y_py, sums = np.empty((2, 3, 4)), np.empty(3)
+    im2col_numba._cnhw_to_nchw_loops(y_t, np.arange(3.0), y_py)
+    np.testing.assert_array_equal(y_py, im2col_numba.cnhw_to_nchw(y_t.reshape(3, 2, 2, 2), np.arange(3.0)).reshape(2, 3, 4))
+    grad_t = np.empty_like(y_t)
+    im2col_numba._nchw_to_cnhw_loops(y_py, grad_t, sums)
+    np.testing.assert_array_equal(grad_t, y_t + np.arange(3.0).reshape(3, 1, 1))
+    np.testing.assert_allclose(sums, grad_t.sum(axis=(1, 2)), rtol=1e-12)
+
     pool = ((3, 2), (2, 1), (1, 1))
     y, indices = pool_numba.max_pool2d_forward(x, *pool)
     y_py, indices_py = np.empty_like(y), np.empty_like(indices)
@@ -223,9 +255,16 @@ def test_the_environment_variable_picks_the_default():
     assert "TINYNET_KERNELS: the CPU kernels must be one of ('numba', 'numpy'), got 'fortran'" in done.stderr
 
 
-def test_importing_tinynet_loads_no_kernel_and_neither_torch_nor_cupy():
+def test_importing_tinynet_loads_no_kernel_implementation_and_neither_torch_nor_cupy():
     done = _in_subprocess(
         "import sys, tinynet; "
-        "print(sorted(m for m in sys.modules if m in ('torch', 'cupy') or m.startswith('tinynet.kernels.')))"
+        "print(sorted(m for m in sys.modules if m in ('torch', 'cupy') or m.endswith(('_numba', '_numpy', '_cupy'))))"
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_malloc_tuning_is_applied_on_import_unless_the_user_opts_out():
+    code = "import tinynet.kernels.malloc as m; print(m.tune_malloc())"
+    assert _in_subprocess(code).stdout.strip() == "True"
+    assert _in_subprocess(code, TINYNET_TUNE_MALLOC="0").stdout.strip() == "False"
+    assert _in_subprocess(code, MALLOC_TRIM_THRESHOLD_="1000000").stdout.strip() == "False"

@@ -83,3 +83,18 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
     x = cupy.empty(tuple(x_shape), dtype=cols.dtype)
     launch("col2im", kernel, x.size, cupy.ascontiguousarray(cols), x, cupy.int32(n), cupy.int32(c))
     return x
+
+
+def cnhw_to_nchw(y_t, bias):
+    cupy = import_cupy()
+    swapped = y_t.transpose(1, 0, 2, 3)
+    if bias is None:
+        return cupy.ascontiguousarray(swapped)
+    y = cupy.empty(swapped.shape, dtype=y_t.dtype)
+    return cupy.add(swapped, bias.reshape(-1, 1, 1), out=y)
+
+
+def nchw_to_cnhw(grad_y, channel_sums):
+    cupy = import_cupy()
+    grad_t = cupy.ascontiguousarray(grad_y.transpose(1, 0, 2, 3))
+    return grad_t, grad_t.reshape(grad_t.shape[0], -1).sum(axis=1) if channel_sums else None

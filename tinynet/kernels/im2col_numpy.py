@@ -45,3 +45,17 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
             # += on a slice is exact here: within one offset no two outputs share an input pixel
             padded[:, :, rows, columns] += cols[:, i, j].transpose(1, 0, 2, 3)
     return np.ascontiguousarray(padded[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w])
+
+
+def cnhw_to_nchw(y_t, bias):
+    y = np.empty((y_t.shape[1], y_t.shape[0]) + y_t.shape[2:], dtype=y_t.dtype)
+    if bias is None:
+        y[...] = y_t.transpose(1, 0, 2, 3)
+    else:
+        np.add(y_t.transpose(1, 0, 2, 3), bias.reshape(-1, 1, 1), out=y)
+    return y
+
+
+def nchw_to_cnhw(grad_y, channel_sums):
+    grad_t = np.ascontiguousarray(grad_y.transpose(1, 0, 2, 3))
+    return grad_t, grad_t.reshape(grad_t.shape[0], -1).sum(axis=1) if channel_sums else None

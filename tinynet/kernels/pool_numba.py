@@ -1,71 +1,154 @@
-"""Max and average pooling as numba loops, one thread per (n, c) plane.
+"""Max and average pooling as compiled numba loops, one (N, C) plane at a time.
 
-Planes are independent and every thread writes only its own plane, so no
-atomics are needed, even in backward where overlapping windows add into the
-same input. Plain functions are bound, compiled, to ``*_jit`` names (see
-``im2col_numba``).
+Plain functions are bound, compiled, to ``*_jit`` names (see ``im2col_numba``).
+
+How the loops are written, and why (measured on the MNIST CNN's shapes):
+
+* Arrays are indexed flat, with offsets computed per plane: making a view
+  per plane (``x[n, c]``) cost more than the pooling of a 14 x 14 plane.
+* A window that lies inside the input (every window, without padding) takes
+  a short path: no clipping, and the maximum is found with a plain ``>``.
+  Windows that touch the padding take the general path, and so does every
+  window of a plane that holds a NaN, where PyTorch's rule ("a NaN always
+  wins") needs a second comparison that made the whole loop 6 times slower.
+* MaxPool2d(2) and AvgPool2d(2) (kernel 2, stride 2), by far the most common
+  pools, are compiled as their own case: the helper is inlined with constant
+  window sizes, so LLVM unrolls the window loops (max pool 2x, average
+  pool 4x faster on the MNIST CNN's first pool: 0.55 -> 0.26 ms, 0.47 -> 0.12 ms).
+* The kernels are single-threaded; see ``tinynet.kernels`` for the threading policy.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import output_hw
+
+
+def _has_nan(flat, start, size):
+    """True if ``flat[start:start + size]`` holds a NaN (a branch-free loop, so it vectorises)."""
+    found = False
+    base = np.uint64(start)
+    for k in range(np.uint64(size)):
+        found |= flat[base + k] != flat[base + k]
+    return found
+
+
+def _inside_range(pad, stride, size, kernel, count):
+    """The outputs b in [lo, hi) whose whole window [b*stride - pad, b*stride - pad + kernel) lies in [0, size)."""
+    lo = min(max(-(-pad // stride), 0), count)                         # ceil(pad / stride)
+    hi = min(max((size + pad - kernel) // stride + 1, lo), count)
+    return lo, hi
+
+
+def _max_pool_window(src, x_plane, height, width, h0, w0, kh, kw):
+    """PyTorch's rule for one window at (h0, w0), padding allowed: start at its first real pixel
+    with -inf, take a value that is strictly greater or a NaN. Returns (max, flat position)."""
+    h_lo, h_hi, w_lo, w_hi = max(h0, 0), min(h0 + kh, height), max(w0, 0), min(w0 + kw, width)
+    best, where = src.dtype.type(-np.inf), np.uint64(h_lo * width + w_lo)
+    for h in range(h_lo, h_hi):
+        for w in range(w_lo, w_hi):
+            value = src[x_plane + h * width + w]
+            if value > best or value != value:
+                best, where = value, np.uint64(h * width + w)
+    return best, where
+
+
+def _max_pool_plane(src, y, indices, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw):
+    """Max-pool one plane: src[x_plane:] (H, W) -> y, indices [y_plane:] (OH, OW), all flat."""
+    a_lo, a_hi = _inside_range(ph, sh, height, kh, out_h)
+    b_lo, b_hi = _inside_range(pw, sw, width, kw, out_w)
+    if _has_nan(src, x_plane, height * width):
+        a_lo = a_hi = 0  # every window takes the general path
+    base, row = np.uint64(x_plane), np.uint64(width)
+    for a in range(out_h):
+        h0 = a * sh - ph
+        # Windows inside the input, [lo, hi), take the short path: a branch-free loop that LLVM
+        # vectorises. The rest touch the padding (or the plane holds a NaN) and take the general one.
+        lo, hi = (b_lo, b_hi) if a_lo <= a < a_hi else (out_w, out_w)
+        for b in range(lo):
+            y[y_plane + a * out_w + b], indices[y_plane + a * out_w + b] = _max_pool_window(
+                src, x_plane, height, width, h0, b * sw - pw, kh, kw)
+        for b in range(lo, hi):
+            corner = np.uint64(h0 * width + b * sw - pw)
+            best, where = src[base + corner], corner
+            for i in range(np.uint64(kh)):
+                for j in range(np.uint64(kw)):
+                    position = corner + i * row + j
+                    value = src[base + position]
+                    if value > best:  # strictly: the first maximum (row-major) wins a tie
+                        best, where = value, position
+            y[y_plane + a * out_w + b], indices[y_plane + a * out_w + b] = best, where
+        for b in range(hi, out_w):
+            y[y_plane + a * out_w + b], indices[y_plane + a * out_w + b] = _max_pool_window(
+                src, x_plane, height, width, h0, b * sw - pw, kh, kw)
 
 
 def _max_pool_loops(x, y, indices, kh, kw, sh, sw, ph, pw):
     """y, indices (N, C, OH, OW) <- x (N, C, H, W): window maxima and their flat h*W + w positions."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
-    for plane in prange(n_batch * channels):
-        n, c = plane // channels, plane % channels
-        src = x[n, c]
-        for a in range(out_h):
-            h0 = a * sh - ph
-            h_lo, h_hi = max(h0, 0), min(h0 + kh, height)
-            for b in range(out_w):
-                w0 = b * sw - pw
-                w_lo, w_hi = max(w0, 0), min(w0 + kw, width)
-                # PyTorch's rule: start at the first real pixel with -inf, replace on a strictly
-                # greater value (first maximum wins a tie) or on a NaN.
-                best, where = -np.inf, h_lo * width + w_lo
-                for h in range(h_lo, h_hi):
-                    for w in range(w_lo, w_hi):
-                        value = src[h, w]
-                        if value > best or np.isnan(value):
-                            best, where = value, h * width + w
-                y[n, c, a, b] = best
-                indices[n, c, a, b] = where
+    src, dst, where = x.reshape(-1), y.reshape(-1), indices.reshape(-1)
+    for plane in range(n_batch * channels):
+        x_plane, y_plane = plane * height * width, plane * out_h * out_w
+        if kh == 2 and kw == 2 and sh == 2 and sw == 2:
+            _max_pool_plane(src, dst, where, x_plane, y_plane, height, width, out_h, out_w, 2, 2, 2, 2, ph, pw)
+        else:
+            _max_pool_plane(src, dst, where, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw)
 
 
 def _max_pool_backward_loops(grad_y, indices, grad_x):
     """grad_x (N, C, H, W) <- each grad_y added at the flat position its index names."""
-    n_batch, channels = grad_x.shape[0], grad_x.shape[1]
-    out_h, out_w = grad_y.shape[2], grad_y.shape[3]
-    for plane in prange(n_batch * channels):
-        n, c = plane // channels, plane % channels
-        dst = grad_x[n, c].reshape(-1)
-        dst[:] = 0
-        for a in range(out_h):
-            for b in range(out_w):
-                dst[indices[n, c, a, b]] += grad_y[n, c, a, b]
+    n_batch, channels, height, width = grad_x.shape
+    outputs = grad_y.shape[2] * grad_y.shape[3]
+    dst, src, where = grad_x.reshape(-1), grad_y.reshape(-1), indices.reshape(-1)
+    dst[:] = 0
+    for plane in range(n_batch * channels):
+        x_plane, y_plane = np.uint64(plane * height * width), plane * outputs
+        for k in range(y_plane, y_plane + outputs):
+            dst[x_plane + np.uint64(where[k])] += src[k]
+
+
+def _avg_pool_window(src, x_plane, height, width, h0, w0, kh, kw):
+    """Sum of the real pixels of the window at (h0, w0); padding adds nothing."""
+    total = src.dtype.type(0)
+    for h in range(max(h0, 0), min(h0 + kh, height)):
+        for w in range(max(w0, 0), min(w0 + kw, width)):
+            total += src[x_plane + h * width + w]
+    return total
+
+
+def _avg_pool_plane(src, y, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw):
+    """Average-pool one plane: src[x_plane:] (H, W) -> y[y_plane:] (OH, OW), flat; padding counts as 0."""
+    count = src.dtype.type(kh * kw)  # divide in the input's dtype, as the NumPy reference does
+    a_lo, a_hi = _inside_range(ph, sh, height, kh, out_h)
+    b_lo, b_hi = _inside_range(pw, sw, width, kw, out_w)
+    base, row = np.uint64(x_plane), np.uint64(width)
+    for a in range(out_h):
+        h0 = a * sh - ph
+        lo, hi = (b_lo, b_hi) if a_lo <= a < a_hi else (out_w, out_w)  # as in _max_pool_plane
+        for b in range(lo):
+            y[y_plane + a * out_w + b] = _avg_pool_window(src, x_plane, height, width, h0, b * sw - pw, kh, kw) / count
+        for b in range(lo, hi):
+            corner = np.uint64(h0 * width + b * sw - pw)
+            total = src.dtype.type(0)
+            for i in range(np.uint64(kh)):
+                for j in range(np.uint64(kw)):
+                    total += src[base + corner + i * row + j]
+            y[y_plane + a * out_w + b] = total / count
+        for b in range(hi, out_w):
+            y[y_plane + a * out_w + b] = _avg_pool_window(src, x_plane, height, width, h0, b * sw - pw, kh, kw) / count
 
 
 def _avg_pool_loops(x, y, kh, kw, sh, sw, ph, pw):
     """y (N, C, OH, OW) <- window sums of x divided by KH*KW (zero padding counted)."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
-    count = x.dtype.type(kh * kw)  # divide in the input's dtype, as the NumPy reference does
-    for plane in prange(n_batch * channels):
-        n, c = plane // channels, plane % channels
-        src = x[n, c]
-        for a in range(out_h):
-            h0 = a * sh - ph
-            for b in range(out_w):
-                w0 = b * sw - pw
-                total = src.dtype.type(0)
-                for h in range(max(h0, 0), min(h0 + kh, height)):
-                    for w in range(max(w0, 0), min(w0 + kw, width)):
-                        total += src[h, w]
-                y[n, c, a, b] = total / count
+    src, dst = x.reshape(-1), y.reshape(-1)
+    for plane in range(n_batch * channels):
+        x_plane, y_plane = plane * height * width, plane * out_h * out_w
+        if kh == 2 and kw == 2 and sh == 2 and sw == 2:
+            _avg_pool_plane(src, dst, x_plane, y_plane, height, width, out_h, out_w, 2, 2, 2, 2, ph, pw)
+        else:
+            _avg_pool_plane(src, dst, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw)
 
 
 def _avg_pool_backward_loops(grad_y, grad_x, kh, kw, sh, sw, ph, pw):
@@ -77,26 +160,35 @@ def _avg_pool_backward_loops(grad_y, grad_x, kh, kw, sh, sw, ph, pw):
     n_batch, channels, height, width = grad_x.shape
     out_h, out_w = grad_y.shape[2], grad_y.shape[3]
     count = grad_y.dtype.type(kh * kw)
-    for plane in prange(n_batch * channels):
-        n, c = plane // channels, plane % channels
-        dst = grad_x[n, c]
-        dst[:] = 0
+    src, dst = grad_y.reshape(-1), grad_x.reshape(-1)
+    dst[:] = 0
+    for plane in range(n_batch * channels):
+        x_plane, y_plane = plane * height * width, plane * out_h * out_w
         for i in range(kh):
+            # the outputs whose offset-i input row is a real row, not padding (a window of one row)
+            a_lo, a_hi = _inside_range(ph - i, sh, height, 1, out_h)
             for j in range(kw):
-                for a in range(out_h):
-                    h = a * sh - ph + i
-                    if h < 0 or h >= height:
-                        continue
-                    for b in range(out_w):
-                        w = b * sw - pw + j
-                        if 0 <= w < width:
-                            dst[h, w] += grad_y[n, c, a, b] / count
+                b_lo, b_hi = _inside_range(pw - j, sw, width, 1, out_w)
+                run, step = np.uint64(b_hi - b_lo), np.uint64(sw)
+                for a in range(a_lo, a_hi):
+                    s = np.uint64(y_plane + a * out_w + b_lo)
+                    d = np.uint64(x_plane + (a * sh - ph + i) * width + b_lo * sw - pw + j)
+                    for k in range(run):
+                        dst[d + k * step] += src[s + k] / count
 
 
-_max_pool_jit = njit(parallel=True, cache=True)(_max_pool_loops)
-_max_pool_backward_jit = njit(parallel=True, cache=True)(_max_pool_backward_loops)
-_avg_pool_jit = njit(parallel=True, cache=True)(_avg_pool_loops)
-_avg_pool_backward_jit = njit(parallel=True, cache=True)(_avg_pool_backward_loops)
+# The helpers are compiled under their own names because the kernels call them by those names;
+# inlining them lets LLVM see the constant window sizes of the kernel-2 case.
+_has_nan = njit(cache=True, inline="always")(_has_nan)
+_inside_range = njit(cache=True, inline="always")(_inside_range)
+_max_pool_window = njit(cache=True, inline="always")(_max_pool_window)
+_max_pool_plane = njit(cache=True, inline="always")(_max_pool_plane)
+_avg_pool_window = njit(cache=True, inline="always")(_avg_pool_window)
+_avg_pool_plane = njit(cache=True, inline="always")(_avg_pool_plane)
+_max_pool_jit = njit(cache=True)(_max_pool_loops)
+_max_pool_backward_jit = njit(cache=True)(_max_pool_backward_loops)
+_avg_pool_jit = njit(cache=True)(_avg_pool_loops)
+_avg_pool_backward_jit = njit(cache=True)(_avg_pool_backward_loops)
 
 
 def _output_shape(shape, kernel_size, stride, padding):
