@@ -1,0 +1,201 @@
+"""The MNIST CNN on the CPU, tinynet against PyTorch: a training step, a whole epoch, inference
+on the 10,000 test images, and the peak memory of the process that did all that.
+
+    python benchmarks/bench_cnn.py                      # every core, each library as shipped
+    python benchmarks/bench_cnn.py --threads 1
+    python benchmarks/bench_cnn.py --tune-torch-malloc  # PyTorch with tinynet's malloc settings too
+
+The model is the recipe's ``cnn_model()``: Conv2d(1, 8, 3, padding=1), ReLU, MaxPool2d(2),
+Conv2d(8, 16, 3, padding=1), ReLU, MaxPool2d(2), Flatten, Linear(784, 10), trained with
+cross-entropy and Adam (lr 1e-3) at batch 60. A step is forward, loss, backward and update, and
+reads the loss as a Python number on both sides (tinynet's loss returns one; PyTorch calls
+``.item()``). The step time is the median over 5 rounds of the mean of 200 steps, after 50
+warm-up steps (which also load or compile the numba kernels). The epoch is one shuffled pass
+over the 60,000 training images; inference is one pass over the test images in batches of
+``--infer-batch`` (PyTorch under ``torch.no_grad()``, tinynet in eval mode), the best of 3.
+
+Each library runs in its own subprocess with the same number of threads
+(``torch.set_num_threads`` for PyTorch, ``threadpoolctl`` for tinynet's BLAS), so that neither
+pays for the other's imports, and the peak resident memory (VmHWM) of each is its own.
+tinynet tunes glibc's malloc on import (``tinynet.kernels.malloc``); ``--tune-torch-malloc``
+gives PyTorch's process the same settings through glibc's environment variables.
+
+Real MNIST is read from ``$TINYNET_DATA`` (default ``../shared/data`` beside the checkout) when
+it is there; otherwise random images of the same shape are used (the timings do not depend on
+the pixel values). Prints times and the ratios tinynet / PyTorch (lower is better for tinynet).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import median_ms
+
+BATCH = 60
+STEP_REPEATS, STEP_WARMUP = 200, 50
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def load_mnist():
+    """(train_x, train_y, test_x, test_y) as float32 (N, 1, 28, 28) images and int64 labels."""
+    from tinynet import datasets
+
+    root = os.environ.get("TINYNET_DATA", str(DEFAULT_DATA))
+    if (Path(root) / "MNIST" / "raw").is_dir():
+        return (*datasets.mnist(root, train=True, download=False), *datasets.mnist(root, train=False, download=False))
+    rng = np.random.default_rng(0)
+    return (rng.random((60000, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 60000),
+            rng.random((10000, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 10000))
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def best_of(fn, times=3):
+    """The fastest of ``times`` runs of ``fn``, in seconds."""
+    best = float("inf")
+    for _ in range(times):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# --- one side per subprocess -----------------------------------------------------------
+def tinynet_side(threads, infer_batch):
+    from threadpoolctl import threadpool_limits
+
+    import tinynet as tn
+    from tinynet.recipes import cnn_model
+
+    threadpool_limits(threads, user_api="blas")
+    train_x, train_y, test_x, test_y = load_mnist()
+    tn.manual_seed(0)
+    model = cnn_model()
+    loss_fn = tn.CrossEntropyLoss()
+    optimizer = tn.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train_step(x, y):
+        loss = loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss
+
+    x, y = train_x[:BATCH], train_y[:BATCH]
+    step_ms = median_ms(lambda: train_step(x, y), STEP_REPEATS, warmup=STEP_WARMUP)
+
+    def epoch():
+        order = np.random.default_rng(0).permutation(len(train_x))
+        for start in range(0, len(order) - BATCH + 1, BATCH):
+            batch = order[start:start + BATCH]
+            train_step(train_x[batch], train_y[batch])
+
+    epoch_s = best_of(epoch, times=1)
+
+    def inference():
+        model.eval()
+        return [model(test_x[i:i + infer_batch]).argmax(axis=1) for i in range(0, len(test_x), infer_batch)]
+
+    infer_s = best_of(inference)
+    return dict(step_ms=step_ms, epoch_s=epoch_s, infer_s=infer_s, rss_mb=peak_rss_mb(),
+                kernels=tn.kernels.get_backend())
+
+
+def torch_side(threads, infer_batch):
+    import torch
+
+    torch.set_num_threads(threads)
+    train_x, train_y, test_x, test_y = (torch.from_numpy(a) for a in load_mnist())
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(784, 10),
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train_step(x, y):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    x, y = train_x[:BATCH], train_y[:BATCH]
+    step_ms = median_ms(lambda: train_step(x, y), STEP_REPEATS, warmup=STEP_WARMUP)
+
+    def epoch():
+        order = torch.from_numpy(np.random.default_rng(0).permutation(len(train_x)))
+        for start in range(0, len(order) - BATCH + 1, BATCH):
+            batch = order[start:start + BATCH]
+            train_step(train_x[batch], train_y[batch])
+
+    epoch_s = best_of(epoch, times=1)
+
+    def inference():
+        model.eval()
+        with torch.no_grad():
+            return [model(test_x[i:i + infer_batch]).argmax(dim=1) for i in range(0, len(test_x), infer_batch)]
+
+    infer_s = best_of(inference)
+    return dict(step_ms=step_ms, epoch_s=epoch_s, infer_s=infer_s, rss_mb=peak_rss_mb(),
+                version=torch.__version__)
+
+
+# --- the parent: run both sides, print the comparison -----------------------------------
+def run_side(side, args, env=None):
+    command = [sys.executable, __file__, "--side", side, "--threads", str(args.threads),
+               "--infer-batch", str(args.infer_batch)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if done.returncode != 0:
+        raise SystemExit(f"the {side} benchmark failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for each library (default: all cores)")
+    parser.add_argument("--infer-batch", type=int, default=1000, help="batch size for inference (default 1000)")
+    parser.add_argument("--tune-torch-malloc", action="store_true",
+                        help="give PyTorch's process tinynet's malloc thresholds (glibc environment variables)")
+    parser.add_argument("--side", choices=("tinynet", "torch"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        side = tinynet_side if args.side == "tinynet" else torch_side
+        print(json.dumps(side(args.threads, args.infer_batch)))
+        return
+
+    from tinynet.kernels import malloc
+
+    torch_env = {}
+    if args.tune_torch_malloc:
+        torch_env = {"MALLOC_MMAP_THRESHOLD_": str(malloc.MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(malloc.TRIM_THRESHOLD)}
+    ours, theirs = run_side("tinynet", args), run_side("torch", args, torch_env)
+    print(f"MNIST CNN, batch {BATCH}, Adam; {args.threads} thread(s); tinynet kernels: {ours['kernels']}; "
+          f"PyTorch {theirs['version']}{' with tuned malloc' if args.tune_torch_malloc else ''}")
+    print(f"{'':<34} {'tinynet':>10} {'PyTorch':>10} {'ratio':>7}")
+    for what, key, scale in [
+        ("training step (ms)", "step_ms", 1), ("epoch of 60,000 images (s)", "epoch_s", 1),
+        ("inference, 10,000 images (ms)", "infer_s", 1e3), ("peak RSS of the run (MiB)", "rss_mb", 1),
+    ]:
+        a, b = ours[key] * scale, theirs[key] * scale
+        print(f"{what:<34} {a:>10.2f} {b:>10.2f} {a / b:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
