@@ -144,6 +144,8 @@ def test_pool_numba_equals_numpy_bit_for_bit(case, float32):
     y_numba, indices_numba = pool_numba.max_pool2d_forward(x, *geometry)
     np.testing.assert_array_equal(y_numba, y)
     np.testing.assert_array_equal(indices_numba, indices)
+    np.testing.assert_array_equal(pool_numba.max_pool2d_values(x, *geometry), y)
+    np.testing.assert_array_equal(pool_numpy.max_pool2d_values(x, *geometry), y)
     grad_y = np.random.default_rng(4).standard_normal(y.shape).astype(x.dtype)
     np.testing.assert_array_equal(
         pool_numba.max_pool2d_backward(grad_y, indices, x.shape), pool_numpy.max_pool2d_backward(grad_y, indices, x.shape)
@@ -196,7 +198,7 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     pool = ((3, 2), (2, 1), (1, 1))
     y, indices = pool_numba.max_pool2d_forward(x, *pool)
     y_py, indices_py = np.empty_like(y), np.empty_like(indices)
-    pool_numba._max_pool_loops(x, y_py, indices_py, 3, 2, 2, 1, 1, 1)
+    pool_numba._max_pool_loops(x, y_py, indices_py, 3, 2, 2, 1, 1, 1, True)
     np.testing.assert_array_equal(y_py, y)
     np.testing.assert_array_equal(indices_py, indices)
     grad_py = np.empty_like(x)

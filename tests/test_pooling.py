@@ -70,6 +70,15 @@ def test_max_pool_gives_a_tied_window_s_gradient_to_its_first_element(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_in_eval_mode_gives_the_same_output_and_gradient(backend):
+    """Evaluation mode skips recording the maxima's positions; a backward pass finds them again."""
+    x = np.random.default_rng(0).integers(-1, 3, (2, 3, 7, 6)).astype(np.float32)  # ties everywhere
+    with kernels.use(backend):
+        compare_module(tn.MaxPool2d(3, stride=2, padding=1).eval(), torch.nn.MaxPool2d(3, stride=2, padding=1), x,
+                       dtype=np.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_relu_then_max_pool_matches_pytorch_on_overlapping_windows(backend):
     x = np.random.default_rng(0).integers(-3, 2, (2, 3, 9, 8)).astype(np.float32)
     model = tn.Sequential(tn.ReLU(), tn.MaxPool2d(3, stride=2, padding=1))

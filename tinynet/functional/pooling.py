@@ -12,17 +12,24 @@ def pool2d_output_shape(x_shape, kernel_size, stride, padding):
     return tuple(x_shape[:2]) + kernels.output_hw(x_shape, kernel_size, stride, padding)
 
 
-def max_pool2d_forward(x, kernel_size, stride, padding):
-    """Each output is its window's maximum; the cache keeps which input that was (the first
-    maximum in row-major order on a tie, as in PyTorch), so backward needs no comparison."""
-    y, indices = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
-    return y, (indices, x.shape)
+def max_pool2d_forward(x, kernel_size, stride, padding, save_indices=True):
+    """Each output is its window's maximum. With ``save_indices`` (training) the cache keeps which
+    input that was (the first maximum in row-major order on a tie, as in PyTorch), so backward
+    needs no comparison; without it (evaluation) only the maxima are computed, which is faster,
+    and a backward pass, if one comes, finds them again from ``x``."""
+    if save_indices:
+        y, indices = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
+    else:
+        y, indices = kernels.max_pool2d_values(x, kernel_size, stride, padding), None
+    return y, (x, indices, kernel_size, stride, padding)
 
 
 def max_pool2d_backward(grad_y, cache):
     """The whole gradient of each output goes to the one input that was its maximum."""
-    indices, x_shape = cache
-    return kernels.max_pool2d_backward(grad_y, indices, x_shape)
+    x, indices, kernel_size, stride, padding = cache
+    if indices is None:
+        _, indices = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
+    return kernels.max_pool2d_backward(grad_y, indices, x.shape)
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding):

@@ -150,6 +150,11 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     return _implementation("pool", x).max_pool2d_forward(x, kernel_size, stride, padding)
 
 
+def max_pool2d_values(x, kernel_size, stride, padding):
+    """Only the ``y`` of ``max_pool2d_forward``: faster when no backward pass needs the indices."""
+    return _implementation("pool", x).max_pool2d_values(x, kernel_size, stride, padding)
+
+
 def max_pool2d_backward(grad_y, indices, x_shape):
     """Send each output gradient to the one input its index names (summing where windows overlap)."""
     return _implementation("pool", grad_y).max_pool2d_backward(grad_y, indices, x_shape)

@@ -129,6 +129,10 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     return y, indices
 
 
+def max_pool2d_values(x, kernel_size, stride, padding):
+    return max_pool2d_forward(x, kernel_size, stride, padding)[0]
+
+
 def max_pool2d_backward(grad_y, indices, x_shape):
     cupy = import_cupy()
     planes = (grad_y.shape[2] * grad_y.shape[3], x_shape[2] * x_shape[3])

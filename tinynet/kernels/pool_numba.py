@@ -52,8 +52,8 @@ def _max_pool_window(src, x_plane, height, width, h0, w0, kh, kw):
     return best, where
 
 
-def _max_pool_plane(src, y, indices, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw):
-    """Max-pool one plane: src[x_plane:] (H, W) -> y, indices [y_plane:] (OH, OW), all flat."""
+def _max_pool_plane(src, y, indices, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw, with_indices):
+    """Max-pool one plane: src[x_plane:] (H, W) -> y, and indices if ``with_indices``, [y_plane:] (OH, OW), all flat."""
     a_lo, a_hi = _inside_range(ph, sh, height, kh, out_h)
     b_lo, b_hi = _inside_range(pw, sw, width, kw, out_w)
     if _has_nan(src, x_plane, height * width):
@@ -65,8 +65,10 @@ def _max_pool_plane(src, y, indices, x_plane, y_plane, height, width, out_h, out
         # vectorises. The rest touch the padding (or the plane holds a NaN) and take the general one.
         lo, hi = (b_lo, b_hi) if a_lo <= a < a_hi else (out_w, out_w)
         for b in range(lo):
-            y[y_plane + a * out_w + b], indices[y_plane + a * out_w + b] = _max_pool_window(
-                src, x_plane, height, width, h0, b * sw - pw, kh, kw)
+            best, where = _max_pool_window(src, x_plane, height, width, h0, b * sw - pw, kh, kw)
+            y[y_plane + a * out_w + b] = best
+            if with_indices:
+                indices[y_plane + a * out_w + b] = where
         for b in range(lo, hi):
             corner = np.uint64(h0 * width + b * sw - pw)
             best, where = src[base + corner], corner
@@ -76,23 +78,30 @@ def _max_pool_plane(src, y, indices, x_plane, y_plane, height, width, out_h, out
                     value = src[base + position]
                     if value > best:  # strictly: the first maximum (row-major) wins a tie
                         best, where = value, position
-            y[y_plane + a * out_w + b], indices[y_plane + a * out_w + b] = best, where
+            y[y_plane + a * out_w + b] = best
+            if with_indices:
+                indices[y_plane + a * out_w + b] = where
         for b in range(hi, out_w):
-            y[y_plane + a * out_w + b], indices[y_plane + a * out_w + b] = _max_pool_window(
-                src, x_plane, height, width, h0, b * sw - pw, kh, kw)
+            best, where = _max_pool_window(src, x_plane, height, width, h0, b * sw - pw, kh, kw)
+            y[y_plane + a * out_w + b] = best
+            if with_indices:
+                indices[y_plane + a * out_w + b] = where
 
 
-def _max_pool_loops(x, y, indices, kh, kw, sh, sw, ph, pw):
-    """y, indices (N, C, OH, OW) <- x (N, C, H, W): window maxima and their flat h*W + w positions."""
+def _max_pool_loops(x, y, indices, kh, kw, sh, sw, ph, pw, with_indices):
+    """y, indices (N, C, OH, OW) <- x (N, C, H, W): window maxima and, if ``with_indices``, their
+    flat h*W + w positions (else ``indices`` is not touched)."""
     n_batch, channels, height, width = x.shape
     out_h, out_w = y.shape[2], y.shape[3]
     src, dst, where = x.reshape(-1), y.reshape(-1), indices.reshape(-1)
     for plane in range(n_batch * channels):
         x_plane, y_plane = plane * height * width, plane * out_h * out_w
-        if kh == 2 and kw == 2 and sh == 2 and sw == 2:
-            _max_pool_plane(src, dst, where, x_plane, y_plane, height, width, out_h, out_w, 2, 2, 2, 2, ph, pw)
+        if kh == 2 and kw == 2 and sh == 2 and sw == 2 and with_indices:
+            _max_pool_plane(src, dst, where, x_plane, y_plane, height, width, out_h, out_w, 2, 2, 2, 2, ph, pw, True)
+        elif kh == 2 and kw == 2 and sh == 2 and sw == 2:
+            _max_pool_plane(src, dst, where, x_plane, y_plane, height, width, out_h, out_w, 2, 2, 2, 2, ph, pw, False)
         else:
-            _max_pool_plane(src, dst, where, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw)
+            _max_pool_plane(src, dst, where, x_plane, y_plane, height, width, out_h, out_w, kh, kw, sh, sw, ph, pw, with_indices)
 
 
 def _max_pool_backward_loops(grad_y, indices, grad_x):
@@ -199,8 +208,14 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     shape = _output_shape(x.shape, kernel_size, stride, padding)
     y = np.empty(shape, dtype=x.dtype)
     indices = np.empty(shape, dtype=np.int32)
-    _max_pool_jit(np.ascontiguousarray(x), y, indices, *kernel_size, *stride, *padding)
+    _max_pool_jit(np.ascontiguousarray(x), y, indices, *kernel_size, *stride, *padding, True)
     return y, indices
+
+
+def max_pool2d_values(x, kernel_size, stride, padding):
+    y = np.empty(_output_shape(x.shape, kernel_size, stride, padding), dtype=x.dtype)
+    _max_pool_jit(np.ascontiguousarray(x), y, y.reshape(-1)[:0].view(np.int32), *kernel_size, *stride, *padding, False)
+    return y
 
 
 def max_pool2d_backward(grad_y, indices, x_shape):

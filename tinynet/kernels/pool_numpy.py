@@ -41,6 +41,10 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     return best, indices
 
 
+def max_pool2d_values(x, kernel_size, stride, padding):
+    return max_pool2d_forward(x, kernel_size, stride, padding)[0]
+
+
 def max_pool2d_backward(grad_y, indices, x_shape):
     n, c, h, w = x_shape
     grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
