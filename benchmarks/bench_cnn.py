@@ -13,6 +13,7 @@ reads the loss as a Python number on both sides (tinynet's loss returns one; PyT
 warm-up steps (which also load or compile the numba kernels). The epoch is one shuffled pass
 over the 60,000 training images; inference is one pass over the test images in batches of
 ``--infer-batch`` (PyTorch under ``torch.no_grad()``, tinynet in eval mode), the best of 3.
+Each side runs ``--repeat`` times, alternating with the other, and the medians are shown.
 
 Each library runs in its own subprocess with the same number of threads
 (``torch.set_num_threads`` for PyTorch, ``threadpoolctl`` for tinynet's BLAS), so that neither
@@ -27,6 +28,7 @@ the pixel values). Prints times and the ratios tinynet / PyTorch (lower is bette
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -171,6 +173,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for each library (default: all cores)")
     parser.add_argument("--infer-batch", type=int, default=1000, help="batch size for inference (default 1000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternating; medians are shown (default 3)")
     parser.add_argument("--tune-torch-malloc", action="store_true",
                         help="give PyTorch's process tinynet's malloc thresholds (glibc environment variables)")
     parser.add_argument("--side", choices=("tinynet", "torch"), help=argparse.SUPPRESS)
@@ -185,9 +188,17 @@ def main():
     torch_env = {}
     if args.tune_torch_malloc:
         torch_env = {"MALLOC_MMAP_THRESHOLD_": str(malloc.MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(malloc.TRIM_THRESHOLD)}
-    ours, theirs = run_side("tinynet", args), run_side("torch", args, torch_env)
+    # Alternate the two sides and keep each metric's median: this machine's speed drifts with
+    # its other tenants, and alternating spreads that drift over both libraries.
+    runs = {"tinynet": [], "torch": []}
+    for _ in range(args.repeat):
+        runs["tinynet"].append(run_side("tinynet", args))
+        runs["torch"].append(run_side("torch", args, torch_env))
+    ours, theirs = ({key: (statistics.median(r[key] for r in side) if isinstance(side[0][key], float) else side[0][key])
+                     for key in side[0]} for side in (runs["tinynet"], runs["torch"]))
     print(f"MNIST CNN, batch {BATCH}, Adam; {args.threads} thread(s); tinynet kernels: {ours['kernels']}; "
-          f"PyTorch {theirs['version']}{' with tuned malloc' if args.tune_torch_malloc else ''}")
+          f"PyTorch {theirs['version']}{' with tuned malloc' if args.tune_torch_malloc else ''}; "
+          f"inference batch {args.infer_batch}; medians of {args.repeat} alternating runs")
     print(f"{'':<34} {'tinynet':>10} {'PyTorch':>10} {'ratio':>7}")
     for what, key, scale in [
         ("training step (ms)", "step_ms", 1), ("epoch of 60,000 images (s)", "epoch_s", 1),
