@@ -15,10 +15,13 @@ chooses an implementation.
 Choosing the CPU implementation (the GPU always uses CuPy)::
 
     TINYNET_KERNELS=numpy python train.py       # environment variable, read at import
-    tinynet.kernels.set_backend("numpy")         # for the rest of the process
-    with tinynet.kernels.use("numpy"):           # for one block (per thread / async task)
+    tinynet.kernels.set_backend("numpy")         # from now on, in this thread
+    with tinynet.kernels.use("numpy"):           # for one block
         y = model(x)
     tinynet.kernels.get_backend()                # -> "numba" by default
+
+The choice is a ``contextvars.ContextVar``: ``set_backend`` and ``use`` act in the
+calling thread (or asyncio task); other threads start from ``TINYNET_KERNELS``.
 
 Layout conventions shared by all implementations:
 
