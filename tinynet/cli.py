@@ -1,4 +1,5 @@
-"""The ``tinynet`` command: ``tinynet train {perceptron,three-vs-seven,mlp,cnn} [options]``.
+"""The ``tinynet`` command: ``tinynet train {perceptron,three-vs-seven,mlp,cnn} [options]``,
+and the command lines of the example scripts (``examples/*.py``), which run the same recipes.
 
 Each recipe is a function in ``tinynet.recipes``; the command passes on only the
 options given on the command line, so every default lives in one place, the
@@ -7,6 +8,7 @@ recipe's signature. An option a recipe does not take is refused by name.
     tinynet train cnn --epochs 10 --plots --output-dir runs/cnn
     tinynet train mlp --augment --schedule cosine --epochs 30
     python -m tinynet train perceptron
+    python examples/mnist_cnn.py --epochs 10     # same as: tinynet train cnn --epochs 10
 """
 import argparse
 import inspect
@@ -58,9 +60,27 @@ def build_parser():
     return parser, train
 
 
+def _dest(flag, keywords):
+    """The recipe argument that ``flag`` sets."""
+    return keywords.get("dest", flag[2:].replace("-", "_"))
+
+
 def _flag(dest):
     """The command-line flag that sets recipe argument ``dest``."""
-    return next(flag for flag, keywords in OPTIONS if keywords.get("dest", flag[2:].replace("-", "_")) == dest)
+    return next(flag for flag, keywords in OPTIONS if _dest(flag, keywords) == dest)
+
+
+def _run(name, args, prog):
+    """Call recipe ``name`` with the parsed ``args``; returns the exit status, 1 with a one-line
+    message on ``prog``'s behalf (no traceback) for missing data or packages, bad values or a NaN."""
+    if args.get("schedule") == "none":
+        args["schedule"] = None
+    try:
+        RECIPES[name](**args)
+    except (ImportError, OSError, RuntimeError, ValueError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None):
@@ -69,17 +89,32 @@ def main(argv=None):
     args = vars(parser.parse_args(argv))
     del args["command"]
     name = args.pop("recipe")
-    recipe = RECIPES[name]
-    accepted = inspect.signature(recipe).parameters
+    accepted = inspect.signature(RECIPES[name]).parameters
     for dest in args:
         if dest not in accepted:
             takes = " ".join(_flag(p) for p in accepted)
             train.error(f"{_flag(dest)} does not apply to {name} (its options: {takes})")
-    if "schedule" in args and args["schedule"] == "none":
-        args["schedule"] = None
-    try:
-        recipe(**args)
-    except (ImportError, OSError, RuntimeError, ValueError) as err:  # missing data or packages, bad values, NaN
-        print(f"tinynet train {name}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return _run(name, args, f"tinynet train {name}")
+
+
+def example_main(name, argv=None, prog=None):
+    """The command line of an example script: recipe ``name`` with only the options it takes.
+
+    ``python examples/mnist_cnn.py --epochs 3`` is ``example_main("cnn")`` and runs what
+    ``tinynet train cnn --epochs 3`` runs. Returns the exit status.
+    """
+    recipe = RECIPES[name]
+    parser = argparse.ArgumentParser(
+        prog=prog, description=inspect.getdoc(recipe).split("\n\n")[0],
+        epilog=f"Defaults are those of tinynet.recipes.{recipe.__name__}; the same run: tinynet train {name}.",
+        argument_default=argparse.SUPPRESS,
+    )
+    accepted = inspect.signature(recipe).parameters
+    for flag, keywords in OPTIONS:
+        dest = _dest(flag, keywords)
+        if dest in accepted:
+            default = accepted[dest].default
+            if default is not None and not isinstance(default, bool):  # on/off flags say theirs by name
+                keywords = {**keywords, "help": f"{keywords['help']} (default: {default})"}
+            parser.add_argument(flag, **keywords)
+    return _run(name, vars(parser.parse_args(argv)), parser.prog)
