@@ -28,15 +28,12 @@ the pixel values). Prints times and the ratios tinynet / PyTorch (lower is bette
 import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import median_ms
+from common import limit_threads, median_ms, peak_rss_mb, print_ratios, run_sides
 
 BATCH = 60
 STEP_REPEATS, STEP_WARMUP = 200, 50
@@ -55,16 +52,6 @@ def load_mnist():
             rng.random((10000, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 10000))
 
 
-def peak_rss_mb():
-    """This process's peak resident memory (VmHWM), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def best_of(fn, times=3):
     """The fastest of ``times`` runs of ``fn``, in seconds."""
     best = float("inf")
@@ -76,13 +63,10 @@ def best_of(fn, times=3):
 
 
 # --- one side per subprocess -----------------------------------------------------------
-def tinynet_side(threads, infer_batch):
-    from threadpoolctl import threadpool_limits
-
+def tinynet_side(infer_batch):
     import tinynet as tn
     from tinynet.recipes import cnn_model
 
-    threadpool_limits(threads, user_api="blas")
     train_x, train_y, test_x, test_y = load_mnist()
     tn.manual_seed(0)
     model = cnn_model()
@@ -116,10 +100,9 @@ def tinynet_side(threads, infer_batch):
                 kernels=tn.kernels.get_backend())
 
 
-def torch_side(threads, infer_batch):
+def torch_side(infer_batch):
     import torch
 
-    torch.set_num_threads(threads)
     train_x, train_y, test_x, test_y = (torch.from_numpy(a) for a in load_mnist())
     torch.manual_seed(0)
     nn = torch.nn
@@ -160,15 +143,6 @@ def torch_side(threads, infer_batch):
 
 
 # --- the parent: run both sides, print the comparison -----------------------------------
-def run_side(side, args, env=None):
-    command = [sys.executable, __file__, "--side", side, "--threads", str(args.threads),
-               "--infer-batch", str(args.infer_batch)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    if done.returncode != 0:
-        raise SystemExit(f"the {side} benchmark failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for each library (default: all cores)")
@@ -179,33 +153,28 @@ def main():
     parser.add_argument("--side", choices=("tinynet", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
+        limit_threads(args.side, args.threads)
         side = tinynet_side if args.side == "tinynet" else torch_side
-        print(json.dumps(side(args.threads, args.infer_batch)))
+        print(json.dumps(side(args.infer_batch)))
         return
 
     from tinynet.kernels import malloc
 
-    torch_env = {}
+    env = {}
     if args.tune_torch_malloc:
-        torch_env = {"MALLOC_MMAP_THRESHOLD_": str(malloc.MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(malloc.TRIM_THRESHOLD)}
-    # Alternate the two sides and keep each metric's median: this machine's speed drifts with
-    # its other tenants, and alternating spreads that drift over both libraries.
-    runs = {"tinynet": [], "torch": []}
-    for _ in range(args.repeat):
-        runs["tinynet"].append(run_side("tinynet", args))
-        runs["torch"].append(run_side("torch", args, torch_env))
-    ours, theirs = ({key: (statistics.median(r[key] for r in side) if isinstance(side[0][key], float) else side[0][key])
-                     for key in side[0]} for side in (runs["tinynet"], runs["torch"]))
+        env["torch"] = {"MALLOC_MMAP_THRESHOLD_": str(malloc.MMAP_THRESHOLD),
+                        "MALLOC_TRIM_THRESHOLD_": str(malloc.TRIM_THRESHOLD)}
+    results = run_sides(__file__, ["--threads", args.threads, "--infer-batch", args.infer_batch], args.repeat, env)
+    ours, theirs = results["tinynet"], results["torch"]
     print(f"MNIST CNN, batch {BATCH}, Adam; {args.threads} thread(s); tinynet kernels: {ours['kernels']}; "
           f"PyTorch {theirs['version']}{' with tuned malloc' if args.tune_torch_malloc else ''}; "
           f"inference batch {args.infer_batch}; medians of {args.repeat} alternating runs")
-    print(f"{'':<34} {'tinynet':>10} {'PyTorch':>10} {'ratio':>7}")
-    for what, key, scale in [
-        ("training step (ms)", "step_ms", 1), ("epoch of 60,000 images (s)", "epoch_s", 1),
-        ("inference, 10,000 images (ms)", "infer_s", 1e3), ("peak RSS of the run (MiB)", "rss_mb", 1),
-    ]:
-        a, b = ours[key] * scale, theirs[key] * scale
-        print(f"{what:<34} {a:>10.2f} {b:>10.2f} {a / b:>7.2f}")
+    print_ratios([
+        (what, ours[key] * scale, theirs[key] * scale) for what, key, scale in [
+            ("training step (ms)", "step_ms", 1), ("epoch of 60,000 images (s)", "epoch_s", 1),
+            ("inference, 10,000 images (ms)", "infer_s", 1e3), ("peak RSS of the run (MiB)", "rss_mb", 1),
+        ]
+    ])
 
 
 if __name__ == "__main__":

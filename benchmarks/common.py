@@ -1,0 +1,85 @@
+"""Helpers shared by the CPU benchmarks.
+
+Each benchmark times tinynet and PyTorch in the same run, each library in its own
+subprocess (so neither pays for the other's imports or thread pools, and each peak memory
+is its own), with the same number of threads, alternating the two sides ``--repeat`` times
+and keeping each figure's median: this shared machine's speed drifts by up to 20% with its
+other tenants, and alternating spreads that drift over both libraries. Results are printed
+as ratios tinynet / PyTorch (lower is better for tinynet).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SIDES = ("tinynet", "torch")
+
+
+def limit_threads(side, threads):
+    """Give ``side``'s library ``threads`` threads: PyTorch's intra-op pool, or tinynet's BLAS
+    (tinynet's numba kernels are single-threaded; see ``tinynet.kernels``)."""
+    if side == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        import numpy  # noqa: F401  (threadpoolctl limits only the BLAS libraries already loaded)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads, user_api="blas")
+
+
+def median_ms(fn, repeats, warmup=20, rounds=5):
+    """Median over ``rounds`` of the mean time of ``repeats`` calls of ``fn``, in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    means = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        means.append((time.perf_counter() - start) / repeats * 1e3)
+    return statistics.median(means)
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_sides(script, arguments, repeat, env=None):
+    """Run ``python script --side SIDE *arguments`` for both sides, ``repeat`` times alternating.
+
+    Each run prints one JSON object as its last line. Returns ``{side: {key: value}}`` with the
+    median of every float and the first run's value of anything else. ``env`` maps a side to
+    extra environment variables for its process.
+    """
+    runs = {side: [] for side in SIDES}
+    for _ in range(repeat):
+        for side in SIDES:
+            command = [sys.executable, script, "--side", side, *map(str, arguments)]
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  env={**os.environ, **(env or {}).get(side, {})})
+            if done.returncode != 0:
+                raise SystemExit(f"the {side} side of {script} failed:\n{done.stderr}")
+            runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {
+        side: {key: statistics.median(run[key] for run in results) if isinstance(value, float) else value
+               for key, value in results[0].items()}
+        for side, results in runs.items()
+    }
+
+
+def print_ratios(rows):
+    """Print a table of ``(what, tinynet, pytorch)`` figures with the ratio tinynet / PyTorch."""
+    print(f"{'':<36} {'tinynet':>10} {'PyTorch':>10} {'ratio':>7}")
+    for what, ours, theirs in rows:
+        print(f"{what:<36} {ours:>10.2f} {theirs:>10.2f} {ours / theirs:>7.2f}")
