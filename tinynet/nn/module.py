@@ -143,7 +143,12 @@ class Module:
         if isinstance(target, str) and target.split(":")[0].lower() in ("cpu", "cuda"):
             device, dtype = check_device(target), None
         else:
-            device, dtype = None, np.dtype(target)
+            try:
+                device, dtype = None, np.dtype(target)
+            except TypeError:
+                raise TypeError(
+                    f"Module.to: expected a device ('cpu' or 'cuda') or a float dtype, got {target!r}"
+                ) from None
             if dtype.kind != "f":
                 raise TypeError(f"Module.to: parameters must be floating point, got dtype {dtype}")
         for module in self.modules():
