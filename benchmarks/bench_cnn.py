@@ -25,15 +25,13 @@ Real MNIST is read from ``$TINYNET_DATA`` (default ``../shared/data`` beside the
 it is there; otherwise random images of the same shape are used (the timings do not depend on
 the pixel values). Prints times and the ratios tinynet / PyTorch (lower is better for tinynet).
 """
-import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import limit_threads, median_ms, peak_rss_mb, print_ratios, run_sides
+from common import median_ms, peak_rss_mb, print_ratios, run_side, run_sides, side_parser
 
 BATCH = 60
 STEP_REPEATS, STEP_WARMUP = 200, 50
@@ -144,18 +142,12 @@ def torch_side(infer_batch):
 
 # --- the parent: run both sides, print the comparison -----------------------------------
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for each library (default: all cores)")
+    parser = side_parser(__doc__)
     parser.add_argument("--infer-batch", type=int, default=1000, help="batch size for inference (default 1000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternating; medians are shown (default 3)")
     parser.add_argument("--tune-torch-malloc", action="store_true",
                         help="give PyTorch's process tinynet's malloc thresholds (glibc environment variables)")
-    parser.add_argument("--side", choices=("tinynet", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.side:
-        limit_threads(args.side, args.threads)
-        side = tinynet_side if args.side == "tinynet" else torch_side
-        print(json.dumps(side(args.infer_batch)))
+    if run_side(args, {"tinynet": tinynet_side, "torch": torch_side}, args.infer_batch):
         return
 
     from tinynet.kernels import malloc

@@ -13,9 +13,6 @@ sees. PyTorch runs with its defaults (cuDNN picks the convolution algorithm).
 Prints milliseconds per step (median of 5 rounds) and the ratio tinynet/PyTorch (lower is better).
 Random inputs: the step's cost does not depend on the pixel values.
 """
-import statistics
-import time
-
 import numpy as np
 import torch
 
@@ -23,6 +20,8 @@ import tinynet as tn
 from tinynet.backend import import_cupy
 from tinynet.interop import to_torch
 from tinynet.recipes import cnn_model, mlp_model
+
+from common import median_ms
 
 cupy = import_cupy()
 
@@ -32,22 +31,6 @@ MODELS = {
     "MLP": (mlp_model, (784,), lambda p: tn.optim.SGD(p, lr=0.05), lambda p: torch.optim.SGD(p, lr=0.05)),
 }
 BATCHES = (60, 1024)
-
-
-def median_ms(step, synchronize, repeats, warmup=20, rounds=5):
-    """Median over ``rounds`` of the mean wall-clock time of ``repeats`` steps, in milliseconds;
-    each round ends when the GPU has finished its work."""
-    for _ in range(warmup):
-        step()
-    synchronize()
-    means = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        synchronize()
-        means.append((time.perf_counter() - start) / repeats * 1e3)
-    return statistics.median(means)
 
 
 def tinynet_step(model, make_optimizer, x, y):
@@ -94,8 +77,8 @@ def main():
             x = rng.random((batch,) + sample_shape, dtype=np.float32)
             y = rng.integers(0, 10, batch)
             repeats = 200 if batch == 60 else 50
-            ours_ms = median_ms(tinynet_step(ours, tn_optimizer, x, y), cupy.cuda.Device().synchronize, repeats)
-            theirs_ms = median_ms(torch_step(theirs, torch_optimizer, x, y), torch.cuda.synchronize, repeats)
+            ours_ms = median_ms(tinynet_step(ours, tn_optimizer, x, y), repeats, synchronize=cupy.cuda.Device().synchronize)
+            theirs_ms = median_ms(torch_step(theirs, torch_optimizer, x, y), repeats, synchronize=torch.cuda.synchronize)
             print(f"{name + ', batch ' + str(batch):<28} {ours_ms:>11.3f} {theirs_ms:>10.3f} {ours_ms / theirs_ms:>7.2f}")
 
 

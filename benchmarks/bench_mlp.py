@@ -12,13 +12,9 @@ images: a step's cost does not depend on the pixel values. Each library runs in 
 subprocess with the same number of threads, ``--repeat`` times alternating with the other
 (see ``common.py``). Prints milliseconds per step and the ratios tinynet / PyTorch.
 """
-import argparse
-import json
-import os
-
 import numpy as np
 
-from common import limit_threads, median_ms, print_ratios, run_sides
+from common import median_ms, print_ratios, run_side, run_sides, side_parser
 
 BATCHES = (16, 128)
 LR = 0.05
@@ -85,16 +81,10 @@ def random_batch(batch):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for each library (default: all cores)")
+    parser = side_parser(__doc__)
     parser.add_argument("--steps", type=int, default=200, help="steps per timing round (default 200)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternating; medians are shown (default 3)")
-    parser.add_argument("--side", choices=("tinynet", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.side:
-        limit_threads(args.side, args.threads)
-        side = tinynet_side if args.side == "tinynet" else torch_side
-        print(json.dumps(side(args.steps)))
+    if run_side(args, {"tinynet": tinynet_side, "torch": torch_side}, args.steps):
         return
 
     results = run_sides(__file__, ["--threads", args.threads, "--steps", args.steps], args.repeat)

@@ -7,6 +7,7 @@ and keeping each figure's median: this shared machine's speed drifts by up to 20
 other tenants, and alternating spreads that drift over both libraries. Results are printed
 as ratios tinynet / PyTorch (lower is better for tinynet).
 """
+import argparse
 import json
 import os
 import statistics
@@ -32,17 +33,41 @@ def limit_threads(side, threads):
         threadpool_limits(threads, user_api="blas")
 
 
-def median_ms(fn, repeats, warmup=20, rounds=5):
-    """Median over ``rounds`` of the mean time of ``repeats`` calls of ``fn``, in milliseconds."""
+def median_ms(fn, repeats, warmup=20, rounds=5, synchronize=None):
+    """Median over ``rounds`` of the mean wall-clock time of ``repeats`` calls of ``fn``, in
+    milliseconds. On a GPU pass ``synchronize``: each round then ends when the device has finished."""
+    synchronize = synchronize or (lambda: None)
     for _ in range(warmup):
         fn()
+    synchronize()
     means = []
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(repeats):
             fn()
+        synchronize()
         means.append((time.perf_counter() - start) / repeats * 1e3)
     return statistics.median(means)
+
+
+def side_parser(doc):
+    """An argument parser for a benchmark script with ``--threads``, ``--repeat`` and the hidden
+    ``--side`` that ``run_sides`` passes to each subprocess; its description is ``doc``'s first paragraph."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for each library (default: all cores)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternating; medians are shown (default 3)")
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    return parser
+
+
+def run_side(args, sides, *arguments):
+    """In a side's subprocess (``args.side`` set): limit its threads, run ``sides[args.side](*arguments)``
+    and print its results as JSON for ``run_sides``. Returns whether this was such a subprocess."""
+    if args.side is None:
+        return False
+    limit_threads(args.side, args.threads)
+    print(json.dumps(sides[args.side](*arguments)))
+    return True
 
 
 def peak_rss_mb():

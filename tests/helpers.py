@@ -49,3 +49,24 @@ def compare_module(tn_module, torch_module, x, rng=None, dtype=np.float64):
             param.grad, torch_params[name].grad.numpy(), rtol=rtol, atol=atol, err_msg=f"gradient of {name}"
         )
     return y
+
+
+def train_both(model, optimizer, torch_model, torch_optimizer, batches):
+    """Take one cross-entropy training step per ``(x, y)`` batch in each library; returns the two
+    lists of losses (Python floats), tinynet's first."""
+    import tinynet as tn
+
+    loss_fn, torch_loss_fn = tn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
+    losses, torch_losses = [], []
+    for x, y in batches:
+        losses.append(loss_fn(model(x), y))
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        optimizer.zero_grad()
+
+        torch_optimizer.zero_grad()
+        loss = torch_loss_fn(torch_model(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        torch_optimizer.step()
+        torch_losses.append(loss.item())
+    return losses, torch_losses

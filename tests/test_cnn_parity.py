@@ -3,7 +3,7 @@ real MNIST batches, follows the same loss curve for 30 Adam steps (float32), on 
 import numpy as np
 import pytest
 import torch
-from helpers import load_weights
+from helpers import load_weights, train_both
 
 import tinynet as tn
 from tinynet import kernels
@@ -34,23 +34,10 @@ def test_cnn_trained_with_adam_follows_pytorchs_losses(mnist_root, backend):
 
     tn.manual_seed(0)
     model, torch_model = cnn_pair()
-    loss_fn, optimizer = tn.CrossEntropyLoss(), tn.optim.Adam(model.parameters(), lr=LR)
-    torch_loss_fn, torch_optimizer = torch.nn.CrossEntropyLoss(), torch.optim.Adam(torch_model.parameters(), lr=LR)
-
-    losses, torch_losses = [], []
+    optimizer, torch_optimizer = tn.optim.Adam(model.parameters(), lr=LR), torch.optim.Adam(torch_model.parameters(), lr=LR)
     with kernels.use(backend):
-        for batch in order:
-            xb, yb = images[batch], labels[batch]
-            losses.append(loss_fn(model(xb), yb))
-            model.backward(loss_fn.backward())
-            optimizer.step()
-            optimizer.zero_grad()
-
-            torch_optimizer.zero_grad()
-            loss = torch_loss_fn(torch_model(torch.from_numpy(xb)), torch.from_numpy(yb))
-            loss.backward()
-            torch_optimizer.step()
-            torch_losses.append(loss.item())
+        losses, torch_losses = train_both(model, optimizer, torch_model, torch_optimizer,
+                                          ((images[batch], labels[batch]) for batch in order))
 
     np.testing.assert_allclose(losses, torch_losses, rtol=0, atol=1e-4)  # measured: within 5e-7
     for name, param in model.named_parameters():

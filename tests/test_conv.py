@@ -10,7 +10,7 @@ import tinynet as tn
 from tinynet import kernels
 from tinynet.testing import gradcheck
 
-from helpers import compare_module, load_weights, tolerance
+from helpers import compare_module, tolerance
 
 BACKENDS = kernels.CPU_BACKENDS
 DTYPES = [np.float64, np.float32]

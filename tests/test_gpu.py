@@ -8,7 +8,6 @@ tight float64 and a loose float32 tolerance.
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
 from test_kernels import im2col_cases, pool_cases
 
 import tinynet as tn

@@ -2,7 +2,7 @@
 same real MNIST batches, follows the same loss curve for 50 SGD steps (float32)."""
 import numpy as np
 import torch
-from helpers import load_weights
+from helpers import load_weights, train_both
 
 import tinynet as tn
 
@@ -37,21 +37,8 @@ def test_mlp_trained_with_sgd_follows_pytorchs_losses(mnist_root):
     # while eval mode keeps the architecture exactly the benchmarked one, Dropout layers included.
     model.eval()
     torch_model.eval()
-    loss_fn, optimizer = tn.CrossEntropyLoss(), tn.optim.SGD(model.parameters(), lr=LR)
-    torch_loss_fn, torch_optimizer = torch.nn.CrossEntropyLoss(), torch.optim.SGD(torch_model.parameters(), lr=LR)
-
-    losses, torch_losses = [], []
-    for xb, yb in zip(x, y):
-        losses.append(loss_fn(model(xb), yb))
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        optimizer.zero_grad()
-
-        torch_optimizer.zero_grad()
-        loss = torch_loss_fn(torch_model(torch.from_numpy(xb)), torch.from_numpy(yb))
-        loss.backward()
-        torch_optimizer.step()
-        torch_losses.append(loss.item())
+    optimizer, torch_optimizer = tn.optim.SGD(model.parameters(), lr=LR), torch.optim.SGD(torch_model.parameters(), lr=LR)
+    losses, torch_losses = train_both(model, optimizer, torch_model, torch_optimizer, zip(x, y))
 
     np.testing.assert_allclose(losses, torch_losses, rtol=0, atol=1e-5)
     torch_params = dict(torch_model.named_parameters())
