@@ -49,7 +49,22 @@ def test_mlp_recipe_saves_weights_that_reload(mnist_root, tmp_path, capsys):
     model = recipes.mlp_model()
     model.load_state_dict(tn.load(result["weights"]))
     images, labels = tn.datasets.mnist(mnist_root, train=False)
-    assert tn.metrics.accuracy(labels[:200], tn.predict(model, images[:200]).argmax(1)) == result["test_accuracy"]
+    predicted = tn.predict(model, recipes.standardize(images[:200])).argmax(1)
+    assert tn.metrics.accuracy(labels[:200], predicted) == result["test_accuracy"]
+
+
+def test_standardize_centres_the_training_pixels(mnist_root):
+    images, _ = tn.datasets.mnist(mnist_root, train=True)
+    standardized = recipes.standardize(images)
+    assert standardized.dtype == np.float32
+    assert abs(standardized.mean()) < 1e-3 and abs(standardized.std() - 1) < 1e-3
+
+
+def test_augmenting_standardized_images_brings_in_their_background():
+    blank = recipes.standardize(np.zeros((8, 1, 28, 28), np.float32))
+    augment = recipes.default_augmentation(fill=-recipes.MNIST_MEAN / recipes.MNIST_STD)
+    warped, _ = augment((blank, None), np.random.default_rng(0))
+    np.testing.assert_allclose(warped, blank, rtol=1e-6)
 
 
 def test_cnn_recipe_reports_per_class_and_reloads(mnist_root, tmp_path, capsys):
