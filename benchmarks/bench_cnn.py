@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import median_ms, peak_rss_mb, print_ratios, run_side, run_sides, side_parser
+from common import (median_ms, peak_rss_mb, print_ratios, run_side, run_sides, side_parser, tinynet_train_step,
+                    torch_train_step)
 
 BATCH = 60
 STEP_REPEATS, STEP_WARMUP = 200, 50
@@ -68,15 +69,7 @@ def tinynet_side(infer_batch):
     train_x, train_y, test_x, test_y = load_mnist()
     tn.manual_seed(0)
     model = cnn_model()
-    loss_fn = tn.CrossEntropyLoss()
-    optimizer = tn.optim.Adam(model.parameters(), lr=1e-3)
-
-    def train_step(x, y):
-        loss = loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        optimizer.zero_grad()
-        return loss
+    train_step = tinynet_train_step(model, tn.CrossEntropyLoss(), tn.optim.Adam(model.parameters(), lr=1e-3))
 
     x, y = train_x[:BATCH], train_y[:BATCH]
     step_ms = median_ms(lambda: train_step(x, y), STEP_REPEATS, warmup=STEP_WARMUP)
@@ -109,15 +102,7 @@ def torch_side(infer_batch):
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(784, 10),
     )
-    loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def train_step(x, y):
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+    train_step = torch_train_step(model, nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=1e-3))
 
     x, y = train_x[:BATCH], train_y[:BATCH]
     step_ms = median_ms(lambda: train_step(x, y), STEP_REPEATS, warmup=STEP_WARMUP)

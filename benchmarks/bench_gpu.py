@@ -21,7 +21,7 @@ from tinynet.backend import import_cupy
 from tinynet.interop import to_torch
 from tinynet.recipes import cnn_model, mlp_model
 
-from common import median_ms
+from common import median_ms, tinynet_train_step, torch_train_step
 
 cupy = import_cupy()
 
@@ -34,34 +34,19 @@ BATCHES = (60, 1024)
 
 
 def tinynet_step(model, make_optimizer, x, y):
+    """A no-argument training step of ``model`` on the GPU, on ``x``, ``y`` copied there once."""
     model.to("cuda")
-    loss_fn = tn.CrossEntropyLoss()
-    optimizer = make_optimizer(model.parameters())
+    step = tinynet_train_step(model, tn.CrossEntropyLoss(), make_optimizer(model.parameters()))
     x, y = cupy.asarray(x), cupy.asarray(y)
-
-    def step():
-        loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        optimizer.zero_grad()
-
-    return step
+    return lambda: step(x, y)
 
 
 def torch_step(model, make_optimizer, x, y):
+    """The same for PyTorch CUDA."""
     model = model.cuda()
-    loss_fn = torch.nn.CrossEntropyLoss()
-    optimizer = make_optimizer(model.parameters())
+    step = torch_train_step(model, torch.nn.CrossEntropyLoss(), make_optimizer(model.parameters()))
     x, y = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
-
-    def step():
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss.item()
-
-    return step
+    return lambda: step(x, y)
 
 
 def main():

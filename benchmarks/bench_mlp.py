@@ -14,7 +14,7 @@ subprocess with the same number of threads, ``--repeat`` times alternating with 
 """
 import numpy as np
 
-from common import median_ms, print_ratios, run_side, run_sides, side_parser
+from common import median_ms, print_ratios, run_side, run_sides, side_parser, tinynet_train_step, torch_train_step
 
 BATCHES = (16, 128)
 LR = 0.05
@@ -26,16 +26,7 @@ def tinynet_side(steps):
 
     tn.manual_seed(0)
     model = mlp_model()
-    loss_fn = tn.CrossEntropyLoss()
-    optimizer = tn.optim.SGD(model.parameters(), lr=LR)
-
-    def step(x, y):
-        loss = loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
-        optimizer.step()
-        optimizer.zero_grad()
-        return loss
-
+    step = tinynet_train_step(model, tn.CrossEntropyLoss(), tn.optim.SGD(model.parameters(), lr=LR))
     return {f"step_ms_{batch}": median_ms(lambda: step(*random_batch(batch)), steps, warmup=50)
             for batch in BATCHES}
 
@@ -51,16 +42,7 @@ def torch_side(steps):
         nn.Linear(512, 512), nn.ReLU(), nn.Dropout(0.2),
         nn.Linear(512, 10),
     )
-    loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
-
-    def step(x, y):
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
+    step = torch_train_step(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=LR))
     result = {}
     for batch in BATCHES:
         x, y = (torch.from_numpy(a) for a in random_batch(batch))

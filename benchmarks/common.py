@@ -50,6 +50,31 @@ def median_ms(fn, repeats, warmup=20, rounds=5, synchronize=None):
     return statistics.median(means)
 
 
+def tinynet_train_step(model, loss_fn, optimizer):
+    """``step(x, y) -> loss``: one tinynet training step (forward, loss, backward, update)."""
+    def step(x, y):
+        loss = loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss
+
+    return step
+
+
+def torch_train_step(model, loss_fn, optimizer):
+    """``step(x, y) -> loss``: the same step in PyTorch, reading the loss as a Python number as
+    tinynet's loss returns one (so both sides wait for the step to finish)."""
+    def step(x, y):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
 def side_parser(doc):
     """An argument parser for a benchmark script with ``--threads``, ``--repeat`` and the hidden
     ``--side`` that ``run_sides`` passes to each subprocess; its description is ``doc``'s first paragraph."""
