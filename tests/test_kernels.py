@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinynet import kernels
-from tinynet.kernels import im2col_numba, im2col_numpy, pool_numba, pool_numpy
+from tinynet.kernels import activation_numba, activation_numpy, im2col_numba, im2col_numpy, pool_numba, pool_numpy
 
 BACKENDS = kernels.CPU_BACKENDS
 
@@ -171,6 +171,65 @@ def test_max_pool_special_values_follow_pytorch(backend):
     np.testing.assert_array_equal(indices, it.numpy())
 
 
+# --- ReLU --------------------------------------------------------------------
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.0, -3.0])
+
+
+def with_special_values(rng, shape, dtype):
+    """Normal values with NaN, infinities, signed zeros and subnormals scattered in."""
+    x = rng.standard_normal(shape)
+    x.flat[rng.integers(0, x.size, x.size // 3)] = rng.choice(SPECIAL, x.size // 3)
+    return x.astype(dtype)
+
+
+@settings(max_examples=60)
+@given(shape=st.lists(st.integers(0, 7), min_size=0, max_size=4), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**32 - 1), transposed=st.booleans())
+def test_relu_numba_equals_numpy_bit_for_bit(shape, dtype, seed, transposed):
+    rng = np.random.default_rng(seed)
+    x, grad_y = with_special_values(rng, shape, dtype), with_special_values(rng, shape, dtype)
+    if transposed:  # a non-contiguous view
+        x, grad_y = x.T, grad_y.T
+    y = activation_numba.relu_forward(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    # Bit patterns, so that NaN == NaN and -0.0 != 0.0 where the two differ.
+    assert np.array_equal(y, activation_numpy.relu_forward(x), equal_nan=True)
+    grad_x = activation_numba.relu_backward(grad_y, y)
+    expected = activation_numpy.relu_backward(grad_y, y)
+    assert grad_x.dtype == dtype and grad_x.shape == expected.shape
+    assert grad_x.tobytes() == expected.tobytes()  # bit for bit, signed zeros and NaNs included
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_relu_special_values_follow_pytorch(backend):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 2.0, -2.0], np.float32)
+    grad_y = np.full(x.shape, 5.0, np.float32)
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    yt = torch.relu(xt)
+    yt.backward(torch.from_numpy(grad_y))
+    with kernels.use(backend):
+        y = kernels.relu_forward(x)
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_array_equal(kernels.relu_backward(grad_y, y), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_relu_backward_refuses_a_gradient_of_another_shape(backend):
+    y = np.ones((4, 3), np.float32)
+    with kernels.use(backend), pytest.raises(
+        ValueError, match=r"^ReLU backward: expected a gradient of the output's shape \(4, 3\), got \(1, 3\)$"
+    ):
+        kernels.relu_backward(np.ones((1, 3), np.float32), y)
+
+
+def test_relu_of_float16_takes_the_reference():
+    x = np.array([-1.0, 0.5, np.nan], np.float16)
+    y = activation_numba.relu_forward(x)
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, [0.0, 0.5, np.nan])
+    np.testing.assert_array_equal(activation_numba.relu_backward(np.ones(3, np.float16), y), [0.0, 1.0, 1.0])
+
+
 # --- the pure-Python loops behind the numba kernels ----------------------------
 def test_pure_python_loops_agree_with_the_compiled_kernels():
     """The undecorated functions are what NUMBA_DISABLE_JIT=1 runs; they must compute the same thing."""
@@ -209,6 +268,13 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     np.testing.assert_array_equal(average, pool_numba.avg_pool2d_forward(x, *pool))
     pool_numba._avg_pool_backward_loops(y, grad_py, 3, 2, 2, 1, 1, 1)
     np.testing.assert_array_equal(grad_py, pool_numba.avg_pool2d_backward(y, x.shape, *pool))
+
+    flat = with_special_values(rng, 40, np.float64)
+    relu_py, grad_py = np.empty_like(flat), np.empty_like(flat)
+    activation_numba._relu_loops(flat, relu_py)
+    assert np.array_equal(relu_py, activation_numba.relu_forward(flat), equal_nan=True)
+    activation_numba._relu_backward_loops(flat, relu_py, grad_py)
+    assert np.array_equal(grad_py, activation_numba.relu_backward(flat, relu_py), equal_nan=True)
 
 
 # --- choosing an implementation -------------------------------------------------

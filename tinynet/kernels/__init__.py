@@ -1,4 +1,4 @@
-"""Array kernels behind convolution and pooling, and the one place that picks their implementation.
+"""Array kernels behind convolution, ReLU and pooling, and the one place that picks their implementation.
 
 Every kernel exists in interchangeable implementations with the same functions,
 arguments and results:
@@ -140,6 +140,20 @@ def nchw_to_cnhw(grad_y, channel_sums):
     backward products need, and, if ``channel_sums``, the sum over each channel (the bias
     gradient), else None."""
     return _implementation("im2col", grad_y).nchw_to_cnhw(grad_y, channel_sums)
+
+
+# --- activations -------------------------------------------------------------
+def relu_forward(x):
+    """max(x, 0) element-wise, in x's shape and dtype; a NaN stays NaN."""
+    return _implementation("activation", x).relu_forward(x)
+
+
+def relu_backward(grad_y, y):
+    """grad_y where y is not <= 0, else 0 (PyTorch's rule), given the forward's output y; both of
+    one shape (never broadcast)."""
+    if grad_y.shape != y.shape:
+        raise ValueError(f"ReLU backward: expected a gradient of the output's shape {y.shape}, got {grad_y.shape}")
+    return _implementation("activation", grad_y).relu_backward(grad_y, y)
 
 
 # --- pooling -----------------------------------------------------------------
