@@ -182,6 +182,7 @@ def with_special_values(rng, shape, dtype):
     return x.astype(dtype)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf * 0, as intended
 @settings(max_examples=60)
 @given(shape=st.lists(st.integers(0, 7), min_size=0, max_size=4), dtype=st.sampled_from([np.float32, np.float64]),
        seed=st.integers(0, 2**32 - 1), transposed=st.booleans())
@@ -231,6 +232,7 @@ def test_relu_of_float16_takes_the_reference():
 
 
 # --- the pure-Python loops behind the numba kernels ----------------------------
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # ReLU's inf * 0
 def test_pure_python_loops_agree_with_the_compiled_kernels():
     """The undecorated functions are what NUMBA_DISABLE_JIT=1 runs; they must compute the same thing."""
     rng = np.random.default_rng(5)
