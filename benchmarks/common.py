@@ -51,10 +51,11 @@ def median_ms(fn, repeats, warmup=20, rounds=5, synchronize=None):
 
 
 def tinynet_train_step(model, loss_fn, optimizer):
-    """``step(x, y) -> loss``: one tinynet training step (forward, loss, backward, update)."""
+    """``step(x, y) -> loss``: one tinynet training step (forward, loss, backward, update). Like
+    PyTorch's, whose input does not require a gradient, the backward pass computes none for the input."""
     def step(x, y):
         loss = loss_fn(model(x), y)
-        model.backward(loss_fn.backward())
+        model.backward_parameters(loss_fn.backward())
         optimizer.step()
         optimizer.zero_grad()
         return loss

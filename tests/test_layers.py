@@ -249,6 +249,40 @@ def make_models():
     return model, reference
 
 
+# Models whose first layer does (Linear, Conv2d), may (nested Sequential) or cannot (ReLU) skip the
+# input gradient, with an input shape each.
+PARAMETER_BACKWARD_CASES = {
+    "Linear": (lambda: tn.Linear(5, 3), (4, 5)),
+    "Linear without bias": (lambda: tn.Linear(5, 3, bias=False), (4, 5)),
+    "Conv2d, groups": (lambda: tn.Conv2d(2, 4, 3, padding=1, groups=2), (2, 2, 6, 5)),
+    "Conv2d without bias": (lambda: tn.Conv2d(1, 2, (2, 3), stride=2, bias=False), (3, 1, 7, 6)),
+    "ReLU first": (lambda: tn.Sequential(tn.ReLU(), tn.Linear(5, 3)), (4, 5)),
+    "nested Sequential": (lambda: tn.Sequential(
+        tn.Sequential(tn.Conv2d(1, 2, 3), tn.ReLU()), tn.MaxPool2d(2), tn.Flatten(), tn.Linear(8, 3)), (2, 1, 6, 6)),
+    "empty Sequential": (lambda: tn.Sequential(), (2, 3)),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", PARAMETER_BACKWARD_CASES)
+def test_backward_parameters_gives_backward_s_parameter_gradients(case, dtype):
+    build, shape = PARAMETER_BACKWARD_CASES[case]
+    rng = np.random.default_rng(0)
+    model = build().to(dtype)
+    twin = copy.deepcopy(model)
+    x = rng.standard_normal(shape).astype(dtype)
+    y = model(x)
+    np.testing.assert_array_equal(twin(x), y)
+    grad_y = rng.standard_normal(y.shape).astype(dtype)
+    model.backward(grad_y)
+    assert twin.backward_parameters(grad_y) is None
+    for (name, param), (_, twin_param) in zip(model.named_parameters(), twin.named_parameters()):
+        assert twin_param.grad.dtype == dtype
+        np.testing.assert_array_equal(twin_param.grad, param.grad, err_msg=name)
+    for layer in twin.modules():  # every saved activation was used up, as by backward
+        assert layer._cache is None, type(layer).__name__
+
+
 def test_state_dict_keys_and_shapes_equal_torch():
     model, reference = make_models()
     ours = {key: value.shape for key, value in model.state_dict().items()}
@@ -384,3 +418,15 @@ def test_dropout_on_gpu_reproduces_with_manual_seed():
     values = first.get()
     assert set(np.unique(values)) == {0.0, np.float32(1 / (1 - 0.3))}
     assert abs((values == 0).mean() - 0.3) < 5 * np.sqrt(0.3 * 0.7 / values.size)
+
+
+def test_conv2d_backward_parameters_skips_col2im(monkeypatch):
+    conv = tn.Conv2d(1, 2, 3)
+    conv(np.ones((1, 1, 5, 5), np.float32))
+
+    def refuse(*args):
+        raise AssertionError("col2im ran, but no input gradient was asked for")
+
+    monkeypatch.setattr(tn.kernels, "col2im", refuse)
+    conv.backward_parameters(np.ones((1, 2, 3, 3), np.float32))
+    assert conv.weight.grad is not None

@@ -91,7 +91,7 @@ def _gradient_descent(model, loss_fn, optimizer, x, y, steps, progress, descript
     try:
         for _ in range(steps):
             loss = loss_fn(model(x), y)
-            model.backward(loss_fn.backward())
+            model.backward_parameters(loss_fn.backward())
             optimizer.step()
             optimizer.zero_grad()
             if bar is not None and bar.update(1):

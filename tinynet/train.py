@@ -264,7 +264,7 @@ def _train_epoch(state, accuracy, threshold, bar):
         x, y = _split(batch, "fit")
         output = model(x)
         loss = _checked_loss(state, output, y, step)
-        model.backward(loss_fn.backward())
+        model.backward_parameters(loss_fn.backward())
         optimizer.step()
         optimizer.zero_grad()
         if step_schedule:

@@ -50,8 +50,10 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
     return y, (cols, weight, x.shape, stride, padding, dilation, groups)
 
 
-def conv2d_backward(grad_y, cache, need_bias_grad=True):
-    """Return ``(grad_x, grad_weight, grad_bias)`` for ``grad_y`` of shape (N, O, OH, OW)."""
+def conv2d_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
+    """Return ``(grad_x, grad_weight, grad_bias)`` for ``grad_y`` of shape (N, O, OH, OW); grad_x is
+    None unless ``need_input_grad`` (the product W.T @ gy and col2im are skipped), grad_bias None
+    unless ``need_bias_grad``."""
     xp = get_array_module(grad_y)
     cols, weight, x_shape, stride, padding, dilation, groups = cache
     rows, columns = cols.shape
@@ -60,6 +62,8 @@ def conv2d_backward(grad_y, cache, need_bias_grad=True):
     grad_t = grad_t.reshape(groups, weight.shape[0] // groups, columns)
     cols = cols.reshape(groups, rows // groups, columns)
     grad_weight = xp.matmul(grad_t, cols.transpose(0, 2, 1)).reshape(weight.shape)
+    if not need_input_grad:
+        return None, grad_weight, grad_bias
     grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)
     grad_x = kernels.col2im(grad_cols, x_shape, weight.shape[2:], stride, padding, dilation)
     return grad_x, grad_weight, grad_bias

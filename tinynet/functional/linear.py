@@ -10,15 +10,15 @@ def linear_forward(x, weight, bias):
     return y, (x, weight)
 
 
-def linear_backward(grad_y, cache, need_bias_grad=True):
+def linear_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
     """Return ``(grad_x, grad_weight, grad_bias)`` for ``grad_y`` of shape (N, out).
 
-    grad_x = grad_y @ W            (N, in)
+    grad_x = grad_y @ W            (N, in), or None unless ``need_input_grad``
     grad_W = grad_y.T @ x          (out, in)
-    grad_b = sum of grad_y over N  (out,)
+    grad_b = sum of grad_y over N  (out,), or None unless ``need_bias_grad``
     """
     x, weight = cache
-    grad_x = grad_y @ weight
+    grad_x = grad_y @ weight if need_input_grad else None
     grad_weight = grad_y.T @ x
     grad_bias = get_array_module(grad_y).sum(grad_y, axis=0) if need_bias_grad else None
     return grad_x, grad_weight, grad_bias

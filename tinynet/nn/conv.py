@@ -103,12 +103,15 @@ class Conv2d(Module):
         )
         return y
 
-    def backward(self, grad_out):
-        grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(), self.bias is not None)
+    def backward(self, grad_out, need_input_grad=True):
+        grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(), self.bias is not None, need_input_grad)
         self.weight.accumulate_grad(grad_w)
         if self.bias is not None:
             self.bias.accumulate_grad(grad_b)
         return grad_x
+
+    def backward_parameters(self, grad_out):
+        self.backward(grad_out, need_input_grad=False)
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -47,12 +47,15 @@ class Linear(Module):
         y, self._cache = linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
         return y
 
-    def backward(self, grad_out):
-        grad_x, grad_w, grad_b = linear_backward(grad_out, self._pop_cache(), self.bias is not None)
+    def backward(self, grad_out, need_input_grad=True):
+        grad_x, grad_w, grad_b = linear_backward(grad_out, self._pop_cache(), self.bias is not None, need_input_grad)
         self.weight.accumulate_grad(grad_w)
         if self.bias is not None:
             self.bias.accumulate_grad(grad_b)
         return grad_x
+
+    def backward_parameters(self, grad_out):
+        self.backward(grad_out, need_input_grad=False)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

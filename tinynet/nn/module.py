@@ -78,6 +78,16 @@ class Module:
     def backward(self, grad_out):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
+    def backward_parameters(self, grad_out):
+        """``backward(grad_out)`` for the parameters' sake: accumulate their gradients and return None.
+
+        For a caller with no use for the gradient with respect to the input, such as a training
+        step, whose input is the data. Layers that can skip computing it override this
+        (``Conv2d`` skips a matrix product and col2im, ``Linear`` a matrix product), and
+        ``Sequential`` passes it on to its first layer; any other layer runs ``backward``.
+        """
+        self.backward(grad_out)
+
     def __call__(self, x):
         return self.forward(x)
 
@@ -225,6 +235,7 @@ class Sequential(Module):
         model = Sequential(Linear(784, 512), ReLU(), Linear(512, 10))
         logits = model(x)                    # (N, 784) -> (N, 10)
         grad_x = model.backward(grad_logits) # (N, 10) -> (N, 784)
+        model.backward_parameters(grad_logits)  # the same parameter gradients, no grad_x
     """
 
     def __init__(self, *layers):
@@ -259,3 +270,10 @@ class Sequential(Module):
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
         return grad_out
+
+    def backward_parameters(self, grad_out):
+        layers = self.layers
+        for layer in reversed(layers[1:]):
+            grad_out = layer.backward(grad_out)
+        if layers:
+            layers[0].backward_parameters(grad_out)
