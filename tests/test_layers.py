@@ -234,6 +234,34 @@ def test_backward_before_forward_and_twice_raise(layer):
         layer.backward(np.ones_like(y))
 
 
+LAYERS_AND_INPUTS = [
+    (tn.Linear(3, 2), (2, 3)), (tn.ReLU(), (2, 3)), (tn.LeakyReLU(), (2, 3)), (tn.Sigmoid(), (2, 3)),
+    (tn.Tanh(), (2, 3)), (tn.Softmax(), (2, 3)), (tn.Flatten(), (2, 3, 2)), (tn.Dropout(), (2, 3)),
+    (tn.Dropout().eval(), (2, 3)), (tn.Conv2d(1, 2, 2), (2, 1, 4, 4)), (tn.MaxPool2d(2), (2, 1, 4, 4)),
+    (tn.AvgPool2d(2), (2, 1, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("layer, shape", LAYERS_AND_INPUTS, ids=lambda v: repr(v) if isinstance(v, tn.Module) else "")
+def test_backward_refuses_a_gradient_of_another_shape_than_the_output(layer, shape):
+    """A (1, ...) or (..., 1) gradient would broadcast or reshape silently; it is refused by name,
+    and the layer keeps what forward saved, so a right gradient still works afterwards."""
+    y = layer(np.ones(shape, np.float32))
+    for wrong in (np.ones((1,) + y.shape[1:], np.float32), np.ones(y.shape + (1,), np.float32)):
+        message = (f"{type(layer).__name__}.backward: expected a gradient of the output's shape {y.shape}, "
+                   f"got {wrong.shape}")
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            layer.backward(wrong)
+    assert layer.backward(np.ones_like(y)).shape == shape
+
+
+def test_sequential_refuses_a_wrong_gradient_at_its_last_layer():
+    model = tn.Sequential(tn.Linear(4, 3), tn.ReLU(), tn.Linear(3, 2))
+    model(np.ones((5, 4), np.float32))
+    with pytest.raises(ValueError, match=re.escape("Linear.backward: expected a gradient of the output's shape (5, 2), got (5, 3)")):
+        model.backward(np.ones((5, 3), np.float32))
+
+
 # --- state dicts -------------------------------------------------------------------------------
 def make_models():
     """The same architecture in both libraries."""

@@ -16,7 +16,7 @@ class ReLU(Module):
         return y
 
     def backward(self, grad_out):
-        return F.relu_backward(grad_out, self._pop_cache())
+        return F.relu_backward(grad_out, self._pop_cache(grad_out))
 
 
 class LeakyReLU(Module):
@@ -32,7 +32,7 @@ class LeakyReLU(Module):
         return y
 
     def backward(self, grad_out):
-        return F.leaky_relu_backward(grad_out, self._pop_cache(), self.negative_slope)
+        return F.leaky_relu_backward(grad_out, self._pop_cache(grad_out), self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -47,7 +47,7 @@ class Sigmoid(Module):
         return y
 
     def backward(self, grad_out):
-        return F.sigmoid_backward(grad_out, self._pop_cache())
+        return F.sigmoid_backward(grad_out, self._pop_cache(grad_out))
 
 
 class Tanh(Module):
@@ -59,7 +59,7 @@ class Tanh(Module):
         return y
 
     def backward(self, grad_out):
-        return F.tanh_backward(grad_out, self._pop_cache())
+        return F.tanh_backward(grad_out, self._pop_cache(grad_out))
 
 
 class Softmax(Module):
@@ -81,7 +81,7 @@ class Softmax(Module):
         return y
 
     def backward(self, grad_out):
-        return F.softmax_backward(grad_out, self._pop_cache(), self.dim)
+        return F.softmax_backward(grad_out, self._pop_cache(grad_out), self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"

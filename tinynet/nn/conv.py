@@ -104,7 +104,7 @@ class Conv2d(Module):
         return y
 
     def backward(self, grad_out, need_input_grad=True):
-        grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(), self.bias is not None, need_input_grad)
+        grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(grad_out), self.bias is not None, need_input_grad)
         self.weight.accumulate_grad(grad_w)
         if self.bias is not None:
             self.bias.accumulate_grad(grad_b)

@@ -31,7 +31,7 @@ class Dropout(Module):
         return y
 
     def backward(self, grad_out):
-        (mask,) = self._pop_cache()
+        (mask,) = self._pop_cache(grad_out)
         return dropout_backward(grad_out, mask)
 
     def extra_repr(self):

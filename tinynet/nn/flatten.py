@@ -21,4 +21,4 @@ class Flatten(Module):
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, grad_out):
-        return grad_out.reshape(self._pop_cache())
+        return grad_out.reshape(self._pop_cache(grad_out))

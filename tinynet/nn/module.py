@@ -70,6 +70,7 @@ class Module:
     def __init__(self):
         self.training = True
         self._cache = None
+        self._output_shape = None  # of the last call, to check the gradient backward is given
 
     # --- computation -----------------------------------------------------
     def forward(self, x):
@@ -89,15 +90,26 @@ class Module:
         self.backward(grad_out)
 
     def __call__(self, x):
-        return self.forward(x)
+        y = self.forward(x)
+        self._output_shape = getattr(y, "shape", None)
+        return y
 
-    def _pop_cache(self):
-        """Return what ``forward`` saved and forget it, so memory is freed after ``backward``."""
+    def _pop_cache(self, grad_out=None):
+        """Return what ``forward`` saved and forget it, so memory is freed after ``backward``.
+
+        Given ``grad_out``, first check that it has the shape of the output of the last call
+        (``layer(x)``), so that a wrong gradient is refused by name rather than broadcast.
+        """
         cache = self._cache
         if cache is None:
             raise RuntimeError(
                 f"{type(self).__name__}.backward called before forward "
                 "(or twice for one forward): call the layer on an input first"
+            )
+        expected, got = self._output_shape, getattr(grad_out, "shape", None)
+        if grad_out is not None and expected is not None and got != expected:
+            raise ValueError(
+                f"{type(self).__name__}.backward: expected a gradient of the output's shape {expected}, got {got}"
             )
         self._cache = None
         return cache
@@ -162,7 +174,7 @@ class Module:
             if dtype.kind != "f":
                 raise TypeError(f"Module.to: parameters must be floating point, got dtype {dtype}")
         for module in self.modules():
-            module._cache = None
+            module._cache = module._output_shape = None
         for param in self.parameters():
             if device is not None:
                 param.data = to_device(param.data, device)

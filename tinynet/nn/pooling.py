@@ -67,7 +67,7 @@ class MaxPool2d(_Pool2d):
         return y
 
     def backward(self, grad_out):
-        return F.max_pool2d_backward(grad_out, self._pop_cache())
+        return F.max_pool2d_backward(grad_out, self._pop_cache(grad_out))
 
 
 class AvgPool2d(_Pool2d):
@@ -95,4 +95,4 @@ class AvgPool2d(_Pool2d):
         return y
 
     def backward(self, grad_out):
-        return F.avg_pool2d_backward(grad_out, self._pop_cache())
+        return F.avg_pool2d_backward(grad_out, self._pop_cache(grad_out))
