@@ -5,7 +5,8 @@ arguments and results:
 
 * ``numpy``: the reference, written like the textbook (one strided slice per
   kernel offset, as in Chainer's ``im2col_cpu``), in ``*_numpy.py``;
-* ``numba``: the default on the CPU, compiled loops (``*_numba.py``);
+* ``numba``: the default on the CPU, compiled loops (``*_numba.py``) for float32 and
+  float64 (``NUMBA_DTYPES``; a float16 array takes the reference);
 * ``cupy``: used whenever the input is a CuPy array (``*_cupy.py``).
 
 The functions below look at the array they are given and the CPU choice, and
@@ -50,6 +51,8 @@ import contextlib
 import contextvars
 import importlib
 import os
+
+import numpy as np
 
 from ..backend import is_cupy_array
 from .malloc import tune_malloc
@@ -96,9 +99,18 @@ def use(name):
         _cpu_backend.reset(token)
 
 
+#: The dtypes the numba kernels are compiled for; arrays of any other (float16) take the NumPy reference.
+NUMBA_DTYPES = (np.float32, np.float64)
+
+
 def _implementation(family, array):
     """The module ``<family>_<backend>`` that should process ``array`` (imported on first use)."""
-    backend = "cupy" if is_cupy_array(array) else _cpu_backend.get()
+    if is_cupy_array(array):
+        backend = "cupy"
+    else:
+        backend = _cpu_backend.get()
+        if backend == "numba" and array.dtype.type not in NUMBA_DTYPES:
+            backend = "numpy"
     return importlib.import_module(f"{__name__}.{family}_{backend}")
 
 
