@@ -3,6 +3,8 @@
 Everything that needs CuPy and a GPU is in ``test_gpu.py``; here CuPy is made unimportable
 (``sys.modules["cupy"] = None``) so that the no-GPU paths are tested on every machine.
 """
+import sys
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from tinynet.optim import Adam
 @pytest.fixture
 def no_cupy(monkeypatch):
     """A process in which ``import cupy`` fails, whatever this machine has installed."""
-    monkeypatch.setitem(__import__("sys").modules, "cupy", None)
+    monkeypatch.setitem(sys.modules, "cupy", None)
     monkeypatch.setattr(backend, "_cupy_import_error", None)
 
 

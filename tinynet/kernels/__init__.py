@@ -163,6 +163,8 @@ def relu_forward(x):
 def relu_backward(grad_y, y):
     """grad_y where y is not <= 0, else 0 (PyTorch's rule), given the forward's output y; both of
     one shape (never broadcast)."""
+    # Layers check this already (Module._pop_cache); here it guards direct callers, since the
+    # numba loop reads y at every index of grad_y.
     if grad_y.shape != y.shape:
         raise ValueError(f"ReLU backward: expected a gradient of the output's shape {y.shape}, got {grad_y.shape}")
     return _implementation("activation", grad_y).relu_backward(grad_y, y)
