@@ -61,7 +61,7 @@ def conv2d_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
     grad_t, grad_bias = kernels.nchw_to_cnhw(grad_y, need_bias_grad)
     grad_t = grad_t.reshape(groups, weight.shape[0] // groups, columns)
     cols = cols.reshape(groups, rows // groups, columns)
-    grad_weight = xp.matmul(grad_t, cols.transpose(0, 2, 1)).reshape(weight.shape)
+    grad_weight = kernels.matmul_transposed(grad_t, cols).reshape(weight.shape)
     if not need_input_grad:
         return None, grad_weight, grad_bias
     grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)

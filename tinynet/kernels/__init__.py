@@ -154,6 +154,12 @@ def nchw_to_cnhw(grad_y, channel_sums):
     return _implementation("im2col", grad_y).nchw_to_cnhw(grad_y, channel_sums)
 
 
+def matmul_transposed(a, b):
+    """a (G, M, P), b (G, N, P) -> (G, M, N), each group's ``a @ b.T``: the convolution's weight
+    gradient, a small result summed over every output position."""
+    return _implementation("matmul", a).matmul_transposed(a, b)
+
+
 # --- activations -------------------------------------------------------------
 def relu_forward(x):
     """max(x, 0) element-wise, in x's shape and dtype; a NaN stays NaN."""

@@ -1,0 +1,4 @@
+"""``a @ b.T`` on the GPU: the reference's array-module code runs on CuPy arrays (cuBLAS) as it is."""
+from .matmul_numpy import matmul_transposed
+
+__all__ = ["matmul_transposed"]
