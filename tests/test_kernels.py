@@ -168,6 +168,24 @@ def test_max_pool_indices_are_pytorchs(backend, case):
     np.testing.assert_allclose(grad_x, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=100)
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(2, 9), st.integers(2, 12)),
+       float32=st.booleans(), values=st.sampled_from(["normal", "ties", "nan"]), seed=st.integers(0, 99))
+def test_max_pool_2x2_path_is_pytorchs(shape, float32, values, seed):
+    """MaxPool2d(2) without padding has a two-pass path of its own (even widths; odd ones take the
+    general loop): same maxima, indices and gradient as PyTorch, with ties and NaNs."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, shape).astype(float) if values == "ties" else rng.standard_normal(shape)
+    if values == "nan":
+        x[rng.random(shape) < 0.2] = np.nan
+    x = x.astype(np.float32 if float32 else np.float64)
+    y, indices = pool_numba.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+    yt, it = TF.max_pool2d(torch.from_numpy(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y, yt.numpy())  # NaNs in the same places
+    np.testing.assert_array_equal(indices, it.numpy())
+    np.testing.assert_array_equal(pool_numba.max_pool2d_values(x, (2, 2), (2, 2), (0, 0)), y)
+
+
 @settings(max_examples=60)
 @given(case=pool_cases(), float32=st.booleans())
 def test_pool_numba_equals_numpy_bit_for_bit(case, float32):
@@ -306,6 +324,11 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     grad_py = np.empty_like(x)
     pool_numba._max_pool_backward_loops(y, indices, grad_py)
     np.testing.assert_array_equal(grad_py, pool_numba.max_pool2d_backward(y, indices, x.shape))
+    y2, indices2 = pool_numba.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))  # x's width is even: the 2x2 path
+    y2_py, indices2_py, pairs = np.empty_like(y2), np.empty_like(indices2), x.size // 2
+    pool_numba._max_pool_2x2_loops(x, y2_py, indices2_py, np.empty(pairs), np.empty(pairs, np.int32), True)
+    np.testing.assert_array_equal(y2_py, y2)
+    np.testing.assert_array_equal(indices2_py, indices2)
     average = np.empty_like(y)
     pool_numba._avg_pool_loops(x, average, 3, 2, 2, 1, 1, 1)
     np.testing.assert_array_equal(average, pool_numba.avg_pool2d_forward(x, *pool))
