@@ -175,3 +175,30 @@ def test_bad_arguments_are_refused_with_the_value(kwargs, error, message):
 def test_bad_input_is_refused_with_both_shapes(conv, x, error, message):
     with pytest.raises(error, match=f"^{message}"):
         conv(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_eval_mode_convolves_in_chunks_and_backward_makes_the_columns_again(backend, dtype, monkeypatch):
+    """In eval mode a large batch is convolved a few samples at a time and no columns are kept:
+    the output and every gradient must be those of training mode."""
+    from tinynet.functional import conv as conv_functional
+
+    monkeypatch.setattr(conv_functional, "CHUNK_COLUMN_BYTES", 1)  # one sample per chunk
+    rng = np.random.default_rng(0)
+    x, grad_y = rng.standard_normal((5, 4, 7, 6)).astype(dtype), rng.standard_normal((5, 6, 4, 7)).astype(dtype)
+    conv = tn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=1, groups=2, dtype=dtype, rng=rng)
+    with kernels.use(backend):
+        y_train = conv(x)
+        grad_x_train = conv.backward(grad_y)
+        grads_train = [p.grad for p in conv.parameters()]
+        conv.zero_grad()
+        conv.eval()
+        y_eval = conv(x)
+        assert conv._cache[1] is None  # no columns kept
+        grad_x_eval = conv.backward(grad_y)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(y_eval, y_train, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(grad_x_eval, grad_x_train, rtol=rtol, atol=rtol)
+    for param, grad in zip(conv.parameters(), grads_train):
+        np.testing.assert_allclose(param.grad, grad, rtol=rtol, atol=rtol)

@@ -24,8 +24,13 @@ bias on the way; ``kernels.nchw_to_cnhw`` does the reverse for gy and sums the
 bias gradient in the same pass). All arguments that come in pairs are
 (height, width) tuples here; ``tinynet.nn.Conv2d`` checks and normalises them.
 """
+import numpy as np
+
 from .. import kernels
 from ..backend import get_array_module
+
+#: Columns per chunk when an evaluation-mode convolution splits a large CPU batch (see conv2d_forward).
+CHUNK_COLUMN_BYTES = 4 * 2**20
 
 
 def conv2d_output_shape(x_shape, weight_shape, stride, padding, dilation):
@@ -38,16 +43,37 @@ def _grouped(weight, groups):
     return weight.reshape(groups, weight.shape[0] // groups, -1)
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
-    """Shapes: x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> y (N, O, OH, OW)."""
+def _convolve(x, weight, bias, stride, padding, dilation, groups, out):
+    """Write the convolution of x into ``out`` (N, O, OH, OW); return the columns it was computed from."""
     xp = get_array_module(x)
-    n, out_channels, out_h, out_w = conv2d_output_shape(x.shape, weight.shape, stride, padding, dilation)
-    kernel_size = weight.shape[2:]
-    cols = kernels.im2col(x, kernel_size, stride, padding, dilation)
+    out_channels, n, out_h, out_w = out.shape[1], x.shape[0], out.shape[2], out.shape[3]
+    cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
     # (G, O/G, K/G) @ (G, K/G, N*OH*OW) -> (G, O/G, N*OH*OW), i.e. (O, N, OH, OW)
     y_t = xp.matmul(_grouped(weight, groups), cols.reshape(groups, cols.shape[0] // groups, cols.shape[1]))
-    y = kernels.cnhw_to_nchw(y_t.reshape(out_channels, n, out_h, out_w), bias)
-    return y, (cols, weight, x.shape, stride, padding, dilation, groups)
+    kernels.cnhw_to_nchw(y_t.reshape(out_channels, n, out_h, out_w), bias, out)
+    return cols
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns=True):
+    """Shapes: x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> y (N, O, OH, OW).
+
+    With ``keep_columns`` (training) the cache holds the columns, which backward multiplies by
+    the output gradient. Without it (evaluation) the cache holds only x, from which a backward
+    pass, if one comes, makes them again, and on the CPU the batch is convolved in chunks of
+    about ``CHUNK_COLUMN_BYTES`` of columns: the columns of a whole large batch (28 MB for 1,000
+    MNIST images in the first layer) fall out of the CPU's caches between im2col, the product and
+    the layout change.
+    """
+    xp = get_array_module(x)
+    y = xp.empty(conv2d_output_shape(x.shape, weight.shape, stride, padding, dilation), dtype=x.dtype)
+    geometry = (stride, padding, dilation, groups)
+    if keep_columns:
+        return y, (x, _convolve(x, weight, bias, *geometry, y), weight, *geometry)
+    column_bytes = weight.shape[1] * groups * weight.shape[2] * weight.shape[3] * y.shape[2] * y.shape[3] * x.itemsize
+    chunk = len(x) if xp is not np else max(1, CHUNK_COLUMN_BYTES // column_bytes)
+    for start in range(0, len(x), chunk):
+        _convolve(x[start:start + chunk], weight, bias, *geometry, y[start:start + chunk])
+    return y, (x, None, weight, *geometry)
 
 
 def conv2d_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
@@ -55,7 +81,9 @@ def conv2d_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
     None unless ``need_input_grad`` (the product W.T @ gy and col2im are skipped), grad_bias None
     unless ``need_bias_grad``."""
     xp = get_array_module(grad_y)
-    cols, weight, x_shape, stride, padding, dilation, groups = cache
+    x, cols, weight, stride, padding, dilation, groups = cache
+    if cols is None:  # forward ran without keeping them
+        cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
     rows, columns = cols.shape
     # (N, O, OH, OW) -> (G, O/G, N*OH*OW): the layout the forward product produced
     grad_t, grad_bias = kernels.nchw_to_cnhw(grad_y, need_bias_grad)
@@ -65,5 +93,5 @@ def conv2d_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
     if not need_input_grad:
         return None, grad_weight, grad_bias
     grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)
-    grad_x = kernels.col2im(grad_cols, x_shape, weight.shape[2:], stride, padding, dilation)
+    grad_x = kernels.col2im(grad_cols, x.shape, weight.shape[2:], stride, padding, dilation)
     return grad_x, grad_weight, grad_bias

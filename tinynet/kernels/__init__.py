@@ -141,10 +141,11 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
     return _implementation("im2col", cols).col2im(cols, x_shape, kernel_size, stride, padding, dilation)
 
 
-def cnhw_to_nchw(y_t, bias):
+def cnhw_to_nchw(y_t, bias, out=None):
     """(O, N, OH, OW) -> (N, O, OH, OW), adding ``bias[o]`` unless bias is None: the layout change
-    (one whole OH*OW plane at a time) that turns the convolution's product into its output."""
-    return _implementation("im2col", y_t).cnhw_to_nchw(y_t, bias)
+    (one whole OH*OW plane at a time) that turns the convolution's product into its output.
+    Written into ``out``, a C-contiguous (N, O, OH, OW) array, if given; returns the result."""
+    return _implementation("im2col", y_t).cnhw_to_nchw(y_t, bias, out)
 
 
 def nchw_to_cnhw(grad_y, channel_sums):

@@ -85,12 +85,13 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
     return x
 
 
-def cnhw_to_nchw(y_t, bias):
+def cnhw_to_nchw(y_t, bias, out=None):
     cupy = import_cupy()
     swapped = y_t.transpose(1, 0, 2, 3)
+    y = cupy.empty(swapped.shape, dtype=y_t.dtype) if out is None else out
     if bias is None:
-        return cupy.ascontiguousarray(swapped)
-    y = cupy.empty(swapped.shape, dtype=y_t.dtype)
+        y[...] = swapped
+        return y
     return cupy.add(swapped, bias.reshape(-1, 1, 1), out=y)
 
 

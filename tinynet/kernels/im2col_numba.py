@@ -162,9 +162,9 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
     return x
 
 
-def cnhw_to_nchw(y_t, bias):
+def cnhw_to_nchw(y_t, bias, out=None):
     channels, n, h, w = y_t.shape
-    y = np.empty((n, channels, h, w), dtype=y_t.dtype)
+    y = np.empty((n, channels, h, w), dtype=y_t.dtype) if out is None else out
     bias = np.zeros(channels, y_t.dtype) if bias is None else bias
     _cnhw_to_nchw_jit(np.ascontiguousarray(y_t).reshape(channels, n, h * w), bias, y.reshape(n, channels, h * w))
     return y

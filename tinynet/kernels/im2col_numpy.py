@@ -47,8 +47,8 @@ def col2im(cols, x_shape, kernel_size, stride, padding, dilation):
     return np.ascontiguousarray(padded[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w])
 
 
-def cnhw_to_nchw(y_t, bias):
-    y = np.empty((y_t.shape[1], y_t.shape[0]) + y_t.shape[2:], dtype=y_t.dtype)
+def cnhw_to_nchw(y_t, bias, out=None):
+    y = np.empty((y_t.shape[1], y_t.shape[0]) + y_t.shape[2:], dtype=y_t.dtype) if out is None else out
     if bias is None:
         y[...] = y_t.transpose(1, 0, 2, 3)
     else:

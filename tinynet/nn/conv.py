@@ -54,6 +54,11 @@ class Conv2d(Module):
         PyTorch, so weights load both ways. Initialised as PyTorch does
         (``tinynet.init.default_layer_init_``).
 
+    In training mode the layer keeps its im2col columns for backward. In eval mode it keeps
+    only its input (backward, if called, makes the columns again) and convolves a large CPU
+    batch a few samples at a time, so that the columns stay in the cache
+    (``tinynet.functional.conv.conv2d_forward``).
+
     Example::
 
         conv = Conv2d(1, 8, 3, padding=1)
@@ -99,7 +104,7 @@ class Conv2d(Module):
         self._check_input(x)
         y, self._cache = conv2d_forward(
             x, self.weight.data, None if self.bias is None else self.bias.data,
-            self.stride, self.padding, self.dilation, self.groups,
+            self.stride, self.padding, self.dilation, self.groups, keep_columns=self.training,
         )
         return y
 
