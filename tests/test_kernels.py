@@ -83,6 +83,29 @@ def test_im2col_numba_equals_numpy_bit_for_bit(case, float32):
     np.testing.assert_array_equal(im2col_numba.col2im(grad_cols, x.shape, *geometry), expected)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf - inf in the reference's padded border
+@settings(max_examples=60)
+@given(kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7)),
+       float32=st.booleans(), seed=st.integers(0, 99))
+def test_same_padding_runs_equal_numpy_and_drop_what_falls_on_padding(kernel, dilation, shape, float32, seed):
+    """Stride 1 with rows as wide as the input's takes the one-run paths (im2col's copy, col2im's
+    masked add). Gradient entries that fall on padding, here NaN and inf, must never reach a pixel."""
+    kernel = tuple(2 * k - 1 for k in kernel)  # odd, so that "same" padding exists
+    padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    geometry = (kernel, (1, 1), padding, dilation)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(np.float32 if float32 else np.float64)
+    cols = im2col_numpy.im2col(x, *geometry)
+    np.testing.assert_array_equal(im2col_numba.im2col(x, *geometry), cols)
+    grad_cols = rng.standard_normal(cols.shape).astype(x.dtype)
+    on_padding = im2col_numpy.im2col(np.ones_like(x), *geometry) == 0
+    grad_cols[on_padding] = rng.choice([np.nan, np.inf, -np.inf], on_padding.sum())
+    expected = im2col_numpy.col2im(grad_cols, x.shape, *geometry)
+    assert np.isfinite(expected).all()
+    np.testing.assert_array_equal(im2col_numba.col2im(grad_cols, x.shape, *geometry), expected)
+
+
 def test_col2im_is_the_adjoint_of_im2col():
     """<im2col(x), c> == <x, col2im(c)> for every x and c: what makes col2im the right backward."""
     rng = np.random.default_rng(0)

@@ -19,7 +19,8 @@ How the loops are written, and why (each point measured on the MNIST CNN's shape
   (the second MNIST conv's im2col: 0.44 -> 0.19 ms).
 * With stride 1 and output rows as wide as the input's ("same" padding), one
   offset's rectangle is a single contiguous run in both planes, copied in one
-  loop instead of row by row.
+  loop instead of row by row. col2im adds that run under a mask that skips the
+  padding columns it wraps into (the second MNIST conv's col2im: 0.28 -> 0.17 ms).
 * The kernels are single-threaded; see ``tinynet.kernels`` for the threading policy.
 """
 import numpy as np
@@ -90,6 +91,16 @@ def _col2im_loops(cols, x, kh, kw, sh, sw, ph, pw, dh, dw):
     out_h, out_w = cols.shape[4], cols.shape[5]
     src, dst = cols.reshape(-1), x.reshape(-1)
     dst[:] = 0
+    # With stride 1 and rows as wide as the input's, as in im2col, one offset's rectangle is one
+    # run shifted by a constant; but the entries it wraps into belong to padding and must not be
+    # added, so the run is copied under a mask, keep[j, k]: position k of offset j's run is a
+    # real column.
+    one_run = sh == 1 and sw == 1 and out_w == width
+    keep = np.zeros((kw, out_h * out_w if one_run else 0), dtype=np.bool_)
+    for j in range(kw if one_run else 0):
+        b_lo, b_hi = _valid_range(j * dw - pw, 1, width, out_w)
+        for k in range(out_h * out_w):
+            keep[j, k] = b_lo <= (b_lo + k) % out_w < b_hi
     for n in range(n_batch):
         for c in range(channels):
             x_plane = (n * channels + c) * height * width
@@ -99,8 +110,16 @@ def _col2im_loops(cols, x, kh, kw, sh, sw, ph, pw, dh, dw):
                 for j in range(kw):
                     left = j * dw - pw
                     b_lo, b_hi = _valid_range(left, sw, width, out_w)
-                    run, step = np.uint64(b_hi - b_lo), np.uint64(sw)
                     cols_plane = (((c * kh + i) * kw + j) * n_batch + n) * out_h * out_w
+                    if one_run and a_hi > a_lo:
+                        s = np.uint64(cols_plane + a_lo * out_w + b_lo)
+                        d = np.uint64(x_plane + (top + a_lo) * width + left + b_lo)
+                        mask = keep[j]
+                        for k in range(np.uint64((a_hi - a_lo - 1) * out_w + b_hi - b_lo)):
+                            total = dst[d + k] + src[s + k]
+                            dst[d + k] = total if mask[k] else dst[d + k]
+                        continue
+                    run, step = np.uint64(b_hi - b_lo), np.uint64(sw)
                     for a in range(a_lo, a_hi):
                         s = np.uint64(cols_plane + a * out_w + b_lo)
                         d = np.uint64(x_plane + (top + a * sh) * width + left + b_lo * sw)
