@@ -1,7 +1,8 @@
 """Array kernels behind convolution, ReLU and pooling, and the one place that picks their implementation.
 
 Every kernel exists in interchangeable implementations with the same functions,
-arguments and results:
+arguments and results (the weight gradient's product, ``matmul_transposed``, to
+rounding: it sums in another order than BLAS):
 
 * ``numpy``: the reference, written like the textbook (one strided slice per
   kernel offset, as in Chainer's ``im2col_cpu``), in ``*_numpy.py``;
