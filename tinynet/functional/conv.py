@@ -69,8 +69,9 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
     geometry = (stride, padding, dilation, groups)
     if keep_columns:
         return y, (x, _convolve(x, weight, bias, *geometry, y), weight, *geometry)
-    column_bytes = weight.shape[1] * groups * weight.shape[2] * weight.shape[3] * y.shape[2] * y.shape[3] * x.itemsize
-    chunk = len(x) if xp is not np else max(1, CHUNK_COLUMN_BYTES // column_bytes)
+    column_bytes = x.shape[1] * weight.shape[2] * weight.shape[3] * y.shape[2] * y.shape[3] * x.itemsize  # per sample
+    # the GPU takes the whole batch; max(1, ...) keeps an empty batch's range() step positive
+    chunk = max(1, len(x) if xp is not np else CHUNK_COLUMN_BYTES // column_bytes)
     for start in range(0, len(x), chunk):
         _convolve(x[start:start + chunk], weight, bias, *geometry, y[start:start + chunk])
     return y, (x, None, weight, *geometry)
