@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import load_weights
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import tinynet as tn
@@ -21,10 +21,15 @@ TORCH_CLASSES = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.opti
 
 # --- the network, its data and one training step in each library -------------------------
 def make_models(dtype, seed=0):
-    """A tinynet Linear-ReLU-Linear network and a PyTorch copy with the same weights."""
+    """A tinynet Linear-Tanh-Linear network and a PyTorch copy with the same weights.
+
+    Smooth on purpose: with ReLU, a pre-activation within rounding of 0 can take the kink on one
+    side in one library and on the other in the other, and from that step the two trajectories
+    differ by a whole Adam step (lr). Hypothesis found such a case in float32 (lr 0.1, betas
+    (0, 0.5): 2e-7 apart after 13 steps, 0.096 after 14); it compares ReLU, not the optimizers."""
     rng = np.random.default_rng(seed)
-    model = tn.Sequential(tn.Linear(5, 8, dtype=dtype, rng=rng), tn.ReLU(), tn.Linear(8, 3, dtype=dtype, rng=rng))
-    torch_model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    model = tn.Sequential(tn.Linear(5, 8, dtype=dtype, rng=rng), tn.Tanh(), tn.Linear(8, 3, dtype=dtype, rng=rng))
+    torch_model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     torch_model = load_weights(torch_model.to(getattr(torch, np.dtype(dtype).name)), model)
     return model, torch_model
 
@@ -124,6 +129,8 @@ def test_sgd_matches_torch(kwargs, dtype):
 @pytest.mark.parametrize("cls", [Adam, AdamW])
 @settings(max_examples=100)
 @given(kwargs=adam_kwargs(), dtype=dtypes)
+@example(kwargs=dict(lr=0.1, betas=(0.0, 0.5), eps=0.0016125118505956216, weight_decay=0.0, amsgrad=False),
+         dtype=np.float32)  # diverged through a ReLU kink before make_models became smooth
 def test_adam_matches_torch(cls, kwargs, dtype):
     check_against_torch(cls, kwargs, dtype)
 
@@ -353,7 +360,7 @@ def test_state_follows_a_parameter_cast_to_another_dtype():
     float64 optimizer loaded from the float32 state dict gives."""
     model, optimizer = trained_adam(steps=3, amsgrad=True)
     saved = optimizer.state_dict()
-    twin = tn.Sequential(tn.Linear(5, 8), tn.ReLU(), tn.Linear(8, 3)).to(np.float64)
+    twin = tn.Sequential(tn.Linear(5, 8), tn.Tanh(), tn.Linear(8, 3)).to(np.float64)
     twin.load_state_dict(model.state_dict())
     twin_optimizer = Adam(twin.parameters()).load_state_dict(saved)
     model.to(np.float64)
