@@ -182,9 +182,10 @@ def test_bad_input_is_refused_with_both_shapes(conv, x, error, message):
 def test_eval_mode_convolves_in_chunks_and_backward_makes_the_columns_again(backend, dtype, monkeypatch):
     """In eval mode a large batch is convolved a few samples at a time and no columns are kept:
     the output and every gradient must be those of training mode."""
-    from tinynet.functional import conv as conv_functional
+    from tinynet.kernels import conv_numba, conv_numpy
 
-    monkeypatch.setattr(conv_functional, "CHUNK_COLUMN_BYTES", 1)  # one sample per chunk
+    for implementation in (conv_numba, conv_numpy):
+        monkeypatch.setattr(implementation, "CHUNK_COLUMN_BYTES", 1)  # one sample per chunk
     rng = np.random.default_rng(0)
     x, grad_y = rng.standard_normal((5, 4, 7, 6)).astype(dtype), rng.standard_normal((5, 6, 4, 7)).astype(dtype)
     conv = tn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=1, groups=2, dtype=dtype, rng=rng)

@@ -17,41 +17,13 @@ uses input channels [g*C/G, (g+1)*C/G) and produces output channels
 rows of ``cols`` and of W, so the products become one batched (G, ...) matmul.
 
 Putting the batch inside the columns (N*OH*OW) makes each product a single
-large GEMM rather than N small ones (on the MNIST CNN's second layer 0.25 ms
-against 0.42 ms for N per-sample products), and the (O, N, ...) result becomes
-NCHW by moving whole OH*OW planes (``kernels.cnhw_to_nchw``, which adds the
-bias on the way; ``kernels.nchw_to_cnhw`` does the reverse for gy and sums the
-bias gradient in the same pass). All arguments that come in pairs are
-(height, width) tuples here; ``tinynet.nn.Conv2d`` checks and normalises them.
+large GEMM rather than N small ones, and the (O, N, ...) result becomes NCHW by
+moving whole OH*OW planes. These steps are written out in ``tinynet.kernels.conv_numpy``
+(the reference); ``conv_numba`` runs them on parts of the batch in parallel. All arguments
+that come in pairs are (height, width) tuples here; ``tinynet.nn.Conv2d`` checks and
+normalises them.
 """
-import numpy as np
-
 from .. import kernels
-from ..backend import get_array_module
-
-#: Columns per chunk when an evaluation-mode convolution splits a large CPU batch (see conv2d_forward).
-CHUNK_COLUMN_BYTES = 4 * 2**20
-
-
-def conv2d_output_shape(x_shape, weight_shape, stride, padding, dilation):
-    """(N, O, OH, OW) with OH = floor((H + 2*padding - dilation*(KH - 1) - 1) / stride) + 1, same for OW."""
-    return (x_shape[0], weight_shape[0]) + kernels.output_hw(x_shape, weight_shape[2:], stride, padding, dilation)
-
-
-def _grouped(weight, groups):
-    """weight (O, C/G, KH, KW) as G matrices (O/G, C/G*KH*KW), one per group."""
-    return weight.reshape(groups, weight.shape[0] // groups, -1)
-
-
-def _convolve(x, weight, bias, stride, padding, dilation, groups, out):
-    """Write the convolution of x into ``out`` (N, O, OH, OW); return the columns it was computed from."""
-    xp = get_array_module(x)
-    out_channels, n, out_h, out_w = out.shape[1], x.shape[0], out.shape[2], out.shape[3]
-    cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
-    # (G, O/G, K/G) @ (G, K/G, N*OH*OW) -> (G, O/G, N*OH*OW), i.e. (O, N, OH, OW)
-    y_t = xp.matmul(_grouped(weight, groups), cols.reshape(groups, cols.shape[0] // groups, cols.shape[1]))
-    kernels.cnhw_to_nchw(y_t.reshape(out_channels, n, out_h, out_w), bias, out)
-    return cols
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns=True):
@@ -59,40 +31,16 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
 
     With ``keep_columns`` (training) the cache holds the columns, which backward multiplies by
     the output gradient. Without it (evaluation) the cache holds only x, from which a backward
-    pass, if one comes, makes them again, and on the CPU the batch is convolved in chunks of
-    about ``CHUNK_COLUMN_BYTES`` of columns: the columns of a whole large batch (28 MB for 1,000
-    MNIST images in the first layer) fall out of the CPU's caches between im2col, the product and
-    the layout change.
+    pass, if one comes, makes them again.
     """
-    xp = get_array_module(x)
-    y = xp.empty(conv2d_output_shape(x.shape, weight.shape, stride, padding, dilation), dtype=x.dtype)
-    geometry = (stride, padding, dilation, groups)
-    if keep_columns:
-        return y, (x, _convolve(x, weight, bias, *geometry, y), weight, *geometry)
-    column_bytes = x.shape[1] * weight.shape[2] * weight.shape[3] * y.shape[2] * y.shape[3] * x.itemsize  # per sample
-    # the GPU takes the whole batch; max(1, ...) keeps an empty batch's range() step positive
-    chunk = max(1, len(x) if xp is not np else CHUNK_COLUMN_BYTES // column_bytes)
-    for start in range(0, len(x), chunk):
-        _convolve(x[start:start + chunk], weight, bias, *geometry, y[start:start + chunk])
-    return y, (x, None, weight, *geometry)
+    y, columns = kernels.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns)
+    return y, (x, columns, weight, stride, padding, dilation, groups)
 
 
 def conv2d_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
     """Return ``(grad_x, grad_weight, grad_bias)`` for ``grad_y`` of shape (N, O, OH, OW); grad_x is
     None unless ``need_input_grad`` (the product W.T @ gy and col2im are skipped), grad_bias None
     unless ``need_bias_grad``."""
-    xp = get_array_module(grad_y)
-    x, cols, weight, stride, padding, dilation, groups = cache
-    if cols is None:  # forward ran without keeping them
-        cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
-    rows, columns = cols.shape
-    # (N, O, OH, OW) -> (G, O/G, N*OH*OW): the layout the forward product produced
-    grad_t, grad_bias = kernels.nchw_to_cnhw(grad_y, need_bias_grad)
-    grad_t = grad_t.reshape(groups, weight.shape[0] // groups, columns)
-    cols = cols.reshape(groups, rows // groups, columns)
-    grad_weight = kernels.matmul_transposed(grad_t, cols).reshape(weight.shape)
-    if not need_input_grad:
-        return None, grad_weight, grad_bias
-    grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)
-    grad_x = kernels.col2im(grad_cols, x.shape, weight.shape[2:], stride, padding, dilation)
-    return grad_x, grad_weight, grad_bias
+    x, columns, weight, stride, padding, dilation, groups = cache
+    return kernels.conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups,
+                                   need_bias_grad, need_input_grad)

@@ -1,10 +1,11 @@
 """Affine map ``y = x @ W.T + b`` and its gradients."""
+from .. import kernels
 from ..backend import get_array_module
 
 
 def linear_forward(x, weight, bias):
     """Shapes: x (N, in), weight (out, in), bias (out,) or None -> y (N, out)."""
-    y = x @ weight.T
+    y = kernels.matmul(x, weight.T)
     if bias is not None:
         y += bias
     return y, (x, weight)
@@ -18,7 +19,7 @@ def linear_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
     grad_b = sum of grad_y over N  (out,), or None unless ``need_bias_grad``
     """
     x, weight = cache
-    grad_x = grad_y @ weight if need_input_grad else None
-    grad_weight = grad_y.T @ x
+    grad_x = kernels.matmul(grad_y, weight) if need_input_grad else None
+    grad_weight = kernels.matmul_tn(grad_y, x)
     grad_bias = get_array_module(grad_y).sum(grad_y, axis=0) if need_bias_grad else None
     return grad_x, grad_weight, grad_bias

@@ -131,6 +131,23 @@ def output_hw(x_shape, kernel_size, stride, padding, dilation=(1, 1)):
 
 
 # --- convolution -------------------------------------------------------------
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
+    """x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> ``(y, columns)``:
+    y (N, O, OH, OW), and the columns backward multiplies by if ``keep_columns`` (tagged with
+    the implementation that made them, whose layout they have), else None."""
+    implementation = _implementation("conv", x)
+    y, columns = implementation.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns)
+    return y, None if columns is None else (implementation, columns)
+
+
+def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
+    """``(grad_x, grad_weight, grad_bias)`` for grad_y (N, O, OH, OW), given the forward's input x and
+    ``columns``; grad_x is None unless ``need_input_grad``, grad_bias None unless ``need_bias_grad``."""
+    implementation, columns = columns if columns is not None else (_implementation("conv", grad_y), None)
+    return implementation.conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups,
+                                          need_bias_grad, need_input_grad)
+
+
 def im2col(x, kernel_size, stride, padding, dilation):
     """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); arguments are (height, width) pairs."""
     return _implementation("im2col", x).im2col(x, kernel_size, stride, padding, dilation)
@@ -154,6 +171,16 @@ def nchw_to_cnhw(grad_y, channel_sums):
     backward products need, and, if ``channel_sums``, the sum over each channel (the bias
     gradient), else None."""
     return _implementation("im2col", grad_y).nchw_to_cnhw(grad_y, channel_sums)
+
+
+def matmul(a, b):
+    """a (M, K) @ b (K, N) -> (M, N): the products of ``Linear`` (inputs in any 2-D layout)."""
+    return _implementation("matmul", a).matmul(a, b)
+
+
+def matmul_tn(a, b):
+    """a (K, M), b (K, N) -> a.T @ b (M, N): ``Linear``'s weight gradient, summed over the batch."""
+    return _implementation("matmul", a).matmul_tn(a, b)
 
 
 def matmul_transposed(a, b):

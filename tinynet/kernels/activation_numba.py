@@ -8,7 +8,12 @@ negative gradient where y <= 0 gives -0.0 there too (PyTorch selects, and gives 
 are equal as numbers).
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from .threads import batch_parts, part
+
+#: Elements below which ReLU runs on the calling thread: starting the pool costs more than it saves.
+PARALLEL_SIZE = 2**15
 
 
 def _relu_loops(x, y):
@@ -26,19 +31,39 @@ def _relu_backward_loops(grad_y, y, grad_x):
         grad_x[i] = grad_y[i] * (zero if y[i] <= zero else one)
 
 
+def _relu_parallel(x, y, parts):
+    for p in prange(parts):
+        lo, hi = part(x.size, parts, p)
+        _relu_jit(x[lo:hi], y[lo:hi])
+
+
+def _relu_backward_parallel(grad_y, y, grad_x, parts):
+    for p in prange(parts):
+        lo, hi = part(grad_y.size, parts, p)
+        _relu_backward_jit(grad_y[lo:hi], y[lo:hi], grad_x[lo:hi])
+
+
 _relu_jit = njit(cache=True)(_relu_loops)
 _relu_backward_jit = njit(cache=True)(_relu_backward_loops)
+_relu_parallel_jit = njit(cache=True, parallel=True)(_relu_parallel)
+_relu_backward_parallel_jit = njit(cache=True, parallel=True)(_relu_backward_parallel)
 
 
 def relu_forward(x):
     x = np.asarray(x, order="C")  # not ascontiguousarray, which turns a 0-d array into 1-d
     y = np.empty_like(x)
-    _relu_jit(x.reshape(-1), y.reshape(-1))
+    if x.size < PARALLEL_SIZE:
+        _relu_jit(x.reshape(-1), y.reshape(-1))
+    else:
+        _relu_parallel_jit(x.reshape(-1), y.reshape(-1), batch_parts(x.size))
     return y
 
 
 def relu_backward(grad_y, y):
     grad_y, y = np.asarray(grad_y, order="C"), np.asarray(y, order="C")
     grad_x = np.empty_like(grad_y)
-    _relu_backward_jit(grad_y.reshape(-1), y.reshape(-1), grad_x.reshape(-1))
+    if grad_y.size < PARALLEL_SIZE:
+        _relu_backward_jit(grad_y.reshape(-1), y.reshape(-1), grad_x.reshape(-1))
+    else:
+        _relu_backward_parallel_jit(grad_y.reshape(-1), y.reshape(-1), grad_x.reshape(-1), batch_parts(grad_y.size))
     return grad_x

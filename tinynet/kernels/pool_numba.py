@@ -26,9 +26,10 @@ How the loops are written, and why (measured on the MNIST CNN's shapes):
 * The kernels are single-threaded; see ``tinynet.kernels`` for the threading policy.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import output_hw
+from .threads import batch_parts, part, rows
 
 
 def _has_nan(flat, start, size):
@@ -227,6 +228,39 @@ def _avg_pool_backward_loops(grad_y, grad_x, kh, kw, sh, sw, ph, pw):
                         dst[d + k * step] += src[s + k] / count
 
 
+# --- the batch split over numba's threads (see tinynet.kernels.threads) ----------------------
+def _max_pool_parallel(x, y, indices, parts, kh, kw, sh, sw, ph, pw, with_indices):
+    for p in prange(parts):
+        lo, hi = part(len(x), parts, p)
+        _max_pool_jit(rows(x, lo, hi), rows(y, lo, hi), rows(indices, lo, hi), kh, kw, sh, sw, ph, pw, with_indices)
+
+
+def _max_pool_2x2_parallel(x, y, indices, pair_max, pair_choice, parts, with_indices):
+    pairs = x[0].size // 2  # per sample
+    for p in prange(parts):
+        lo, hi = part(len(x), parts, p)
+        _max_pool_2x2_jit(rows(x, lo, hi), rows(y, lo, hi), rows(indices, lo, hi), pair_max[lo * pairs:hi * pairs],
+                          pair_choice[lo * pairs:hi * pairs], with_indices)
+
+
+def _max_pool_backward_parallel(grad_y, indices, grad_x, parts):
+    for p in prange(parts):
+        lo, hi = part(len(grad_x), parts, p)
+        _max_pool_backward_jit(rows(grad_y, lo, hi), rows(indices, lo, hi), rows(grad_x, lo, hi))
+
+
+def _avg_pool_parallel(x, y, parts, kh, kw, sh, sw, ph, pw):
+    for p in prange(parts):
+        lo, hi = part(len(x), parts, p)
+        _avg_pool_jit(rows(x, lo, hi), rows(y, lo, hi), kh, kw, sh, sw, ph, pw)
+
+
+def _avg_pool_backward_parallel(grad_y, grad_x, parts, kh, kw, sh, sw, ph, pw):
+    for p in prange(parts):
+        lo, hi = part(len(grad_x), parts, p)
+        _avg_pool_backward_jit(rows(grad_y, lo, hi), rows(grad_x, lo, hi), kh, kw, sh, sw, ph, pw)
+
+
 # The helpers are compiled under their own names because the kernels call them by those names;
 # inlining them lets LLVM see the constant window sizes of the kernel-2 case.
 _has_nan = njit(cache=True, inline="always")(_has_nan)
@@ -241,6 +275,11 @@ _max_pool_2x2_jit = njit(cache=True)(_max_pool_2x2_loops)
 _max_pool_backward_jit = njit(cache=True)(_max_pool_backward_loops)
 _avg_pool_jit = njit(cache=True)(_avg_pool_loops)
 _avg_pool_backward_jit = njit(cache=True)(_avg_pool_backward_loops)
+_max_pool_parallel_jit = njit(cache=True, parallel=True)(_max_pool_parallel)
+_max_pool_2x2_parallel_jit = njit(cache=True, parallel=True)(_max_pool_2x2_parallel)
+_max_pool_backward_parallel_jit = njit(cache=True, parallel=True)(_max_pool_backward_parallel)
+_avg_pool_parallel_jit = njit(cache=True, parallel=True)(_avg_pool_parallel)
+_avg_pool_backward_parallel_jit = njit(cache=True, parallel=True)(_avg_pool_backward_parallel)
 
 
 def _output_shape(shape, kernel_size, stride, padding):
@@ -250,12 +289,14 @@ def _output_shape(shape, kernel_size, stride, padding):
 def _max_pool(x, kernel_size, stride, padding, with_indices):
     shape = _output_shape(x.shape, kernel_size, stride, padding)
     x, y = np.ascontiguousarray(x), np.empty(shape, dtype=x.dtype)
-    indices = np.empty(shape if with_indices else 0, dtype=np.int32)
+    indices = np.empty(shape if with_indices else (len(x), 0, 0, 0), dtype=np.int32)
+    parts = batch_parts(len(x))
     if kernel_size == stride == (2, 2) and padding == (0, 0) and x.shape[3] % 2 == 0:
         pairs = x.size // 2
-        _max_pool_2x2_jit(x, y, indices, np.empty(pairs, x.dtype), np.empty(pairs, np.int32), with_indices)
+        _max_pool_2x2_parallel_jit(x, y, indices, np.empty(pairs, x.dtype), np.empty(pairs, np.int32), parts,
+                                   with_indices)
     else:
-        _max_pool_jit(x, y, indices, *kernel_size, *stride, *padding, with_indices)
+        _max_pool_parallel_jit(x, y, indices, parts, *kernel_size, *stride, *padding, with_indices)
     return y, indices
 
 
@@ -269,17 +310,19 @@ def max_pool2d_values(x, kernel_size, stride, padding):
 
 def max_pool2d_backward(grad_y, indices, x_shape):
     grad_x = np.empty(x_shape, dtype=grad_y.dtype)
-    _max_pool_backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(indices), grad_x)
+    _max_pool_backward_parallel_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(indices), grad_x,
+                                    batch_parts(x_shape[0]))
     return grad_x
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding):
     y = np.empty(_output_shape(x.shape, kernel_size, stride, padding), dtype=x.dtype)
-    _avg_pool_jit(np.ascontiguousarray(x), y, *kernel_size, *stride, *padding)
+    _avg_pool_parallel_jit(np.ascontiguousarray(x), y, batch_parts(len(x)), *kernel_size, *stride, *padding)
     return y
 
 
 def avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding):
     grad_x = np.empty(x_shape, dtype=grad_y.dtype)
-    _avg_pool_backward_jit(np.ascontiguousarray(grad_y), grad_x, *kernel_size, *stride, *padding)
+    _avg_pool_backward_parallel_jit(np.ascontiguousarray(grad_y), grad_x, batch_parts(x_shape[0]),
+                                    *kernel_size, *stride, *padding)
     return grad_x

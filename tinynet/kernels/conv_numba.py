@@ -1,0 +1,153 @@
+"""The convolution's forward and backward as one numba kernel each, the batch split over threads.
+
+The same steps as the reference (``conv_numpy``): im2col, one matrix product per group, and the
+layout change to (N, O, OH, OW); backward the weight gradient, the transposed product and col2im.
+Here each thread takes a contiguous part of the batch (``threads.batch_parts``) and runs every
+step on it, so a part's columns are made, multiplied and consumed while they are in its core's
+cache, and the products run on BLAS's single thread in each (see ``tinynet.kernels.threads``).
+
+The columns of part p, samples [lo, hi), are one block of a flat buffer: the
+``(C*KH*KW, (hi - lo)*OH*OW)`` matrix that im2col makes of those samples, starting at
+``C*KH*KW * lo*OH*OW``. Backward sums the parts' weight and bias gradients, in part order.
+
+In evaluation mode nothing is kept: the batch is split into parts of about ``CHUNK_COLUMN_BYTES``
+of columns (at least one per thread), each made in a buffer of its own and dropped after use.
+The columns of a whole large batch (28 MB for 1,000 MNIST images in the first layer) would fall
+out of the caches between im2col, the product and the layout change.
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import output_hw
+from .im2col_numba import _cnhw_to_nchw_jit, _col2im_jit, _im2col_jit, _nchw_to_cnhw_jit
+from .matmul_numba import SMALL_RESULT, _matmul_transposed_jit
+from .threads import batch_parts, limit_numba_blas, part, rows
+
+limit_numba_blas()
+
+#: Columns per part when an evaluation-mode convolution splits a large batch.
+CHUNK_COLUMN_BYTES = 4 * 2**20
+
+
+def _convolve_part(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh, dw):
+    """y (m, O, OH, OW) <- the convolution of x (m, C, H, W), through cols (C*KH*KW, m*OH*OW).
+    weight is grouped, (G, O/G, C/G*KH*KW)."""
+    m, channels = x.shape[0], x.shape[1]
+    groups, group_out, group_rows = weight.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    _im2col_jit(x, cols.reshape(channels, kh, kw, m, out_h, out_w), kh, kw, sh, sw, ph, pw, dh, dw)
+    y_t = np.empty((groups * group_out, m * out_h * out_w), dtype=x.dtype)
+    for g in range(groups):
+        np.dot(weight[g], rows(cols, g * group_rows, (g + 1) * group_rows),
+               rows(y_t, g * group_out, (g + 1) * group_out))
+    _cnhw_to_nchw_jit(y_t.reshape(groups * group_out, m, out_h * out_w), bias, y.reshape(m, groups * group_out, -1))
+
+
+def _forward_loops(x, weight, bias, y, cols, parts, kh, kw, sh, sw, ph, pw, dh, dw):
+    """y (N, O, OH, OW) <- x (N, C, H, W), part by part; the columns are kept in ``cols`` (flat)
+    if it is not empty, else made per part and dropped."""
+    n = x.shape[0]
+    col_rows = weight.shape[0] * weight.shape[2]  # C*KH*KW
+    plane = y.shape[2] * y.shape[3]
+    for p in prange(parts):
+        lo, hi = part(n, parts, p)
+        if cols.size:
+            part_cols = cols[col_rows * lo * plane:col_rows * hi * plane].reshape(col_rows, (hi - lo) * plane)
+        else:
+            part_cols = np.empty((col_rows, (hi - lo) * plane), dtype=x.dtype)
+        _convolve_part(rows(x, lo, hi), weight, bias, rows(y, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+def _columns_loops(x, cols, parts, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw):
+    """The flat columns a training forward keeps, without the product: for a backward pass after
+    an evaluation-mode forward."""
+    n, channels = x.shape[0], x.shape[1]
+    col_rows, plane = channels * kh * kw, out_h * out_w
+    for p in prange(parts):
+        lo, hi = part(n, parts, p)
+        part_cols = cols[col_rows * lo * plane:col_rows * hi * plane].reshape(channels, kh, kw, hi - lo, out_h, out_w)
+        _im2col_jit(rows(x, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+def _backward_loops(grad_y, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, kw, sh, sw, ph, pw, dh, dw):
+    """For each part p: grad_w[p] (G, O/G, C/G*KH*KW) and grad_b[p] (O,) of its samples, and, if
+    grad_x is not empty, grad_x (N, C, H, W). weight_t is the grouped weight transposed,
+    (G, C/G*KH*KW, O/G); cols the flat columns the forward kept."""
+    n, out_channels, out_h, out_w = grad_y.shape
+    groups, group_rows, group_out = weight_t.shape
+    col_rows, plane = groups * group_rows, out_h * out_w
+    for p in prange(parts):
+        lo, hi = part(n, parts, p)
+        columns = (hi - lo) * plane
+        part_cols = cols[col_rows * lo * plane:col_rows * hi * plane].reshape(groups, group_rows, columns)
+        grad_t = np.empty((groups, group_out, columns), dtype=grad_y.dtype)
+        _nchw_to_cnhw_jit(rows(grad_y, lo, hi).reshape(hi - lo, out_channels, plane),
+                          grad_t.reshape(out_channels, hi - lo, plane), grad_b[p])
+        if group_out * group_rows <= SMALL_RESULT:
+            _matmul_transposed_jit(grad_t, part_cols, grad_w[p])
+        else:
+            for g in range(groups):
+                np.dot(grad_t[g], part_cols[g].T, grad_w[p, g])
+        if grad_x.size:
+            grad_cols = np.empty((col_rows, columns), dtype=grad_y.dtype)
+            for g in range(groups):
+                np.dot(weight_t[g], grad_t[g], rows(grad_cols, g * group_rows, (g + 1) * group_rows))
+            channels = grad_x.shape[1]
+            _col2im_jit(grad_cols.reshape(channels, kh, kw, hi - lo, out_h, out_w), rows(grad_x, lo, hi),
+                        kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+_convolve_part = njit(cache=True)(_convolve_part)
+_forward_jit = njit(cache=True, parallel=True)(_forward_loops)
+_columns_jit = njit(cache=True, parallel=True)(_columns_loops)
+_backward_jit = njit(cache=True, parallel=True)(_backward_loops)
+
+
+def _grouped(weight, groups):
+    return np.ascontiguousarray(weight.reshape(groups, weight.shape[0] // groups, -1))
+
+
+def _column_count(x_shape, kernel_size, out_hw):
+    """Entries of the columns of a whole batch: C*KH*KW * N*OH*OW."""
+    return x_shape[1] * kernel_size[0] * kernel_size[1] * x_shape[0] * out_hw[0] * out_hw[1]
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
+    n = x.shape[0]
+    out_channels, _, kh, kw = weight.shape
+    out_hw = output_hw(x.shape, (kh, kw), stride, padding, dilation)
+    y = np.empty((n, out_channels) + out_hw, dtype=x.dtype)
+    parts = batch_parts(n)
+    if keep_columns:
+        cols = np.empty(_column_count(x.shape, (kh, kw), out_hw), dtype=x.dtype)
+    else:
+        cols = np.empty(0, dtype=x.dtype)
+        chunks = -(-_column_count(x.shape, (kh, kw), out_hw) * x.itemsize // CHUNK_COLUMN_BYTES)
+        parts = min(n, -(-chunks // parts) * parts)  # a multiple of the threads, so each gets as many
+    if n:  # an empty batch has nothing to convolve (and BLAS no product of width 0)
+        bias = np.zeros(out_channels, x.dtype) if bias is None else bias
+        _forward_jit(np.ascontiguousarray(x), _grouped(weight, groups), bias, y, cols, parts,
+                     kh, kw, *stride, *padding, *dilation)
+    return y, ((cols, parts) if keep_columns else None)
+
+
+def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
+    out_channels, _, kh, kw = weight.shape
+    grouped = weight.reshape(groups, out_channels // groups, -1)
+    grad_x = np.empty(x.shape if need_input_grad else (0, 1, 1, 1), dtype=grad_y.dtype)
+    if len(x) == 0:  # nothing to sum, and BLAS no product of width 0
+        grad_w, grad_b = np.zeros((1,) + grouped.shape, grad_y.dtype), np.zeros((1, out_channels), grad_y.dtype)
+    else:
+        if columns is None:  # the forward kept none: make them again
+            parts = batch_parts(len(x))
+            cols = np.empty(_column_count(x.shape, (kh, kw), grad_y.shape[2:]), dtype=x.dtype)
+            _columns_jit(np.ascontiguousarray(x), cols, parts, *grad_y.shape[2:], kh, kw, *stride, *padding, *dilation)
+        else:
+            cols, parts = columns
+        grad_w = np.empty((parts,) + grouped.shape, dtype=grad_y.dtype)
+        grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
+        _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(grouped.transpose(0, 2, 1)), cols,
+                      grad_x, grad_w, grad_b, parts, kh, kw, *stride, *padding, *dilation)
+    return (grad_x if need_input_grad else None,
+            grad_w.sum(axis=0).reshape(weight.shape),
+            grad_b.sum(axis=0) if need_bias_grad else None)
