@@ -20,17 +20,16 @@ SIDES = ("tinynet", "torch")
 
 
 def limit_threads(side, threads):
-    """Give ``side``'s library ``threads`` threads: PyTorch's intra-op pool, or tinynet's BLAS
-    (tinynet's numba kernels are single-threaded; see ``tinynet.kernels``)."""
+    """Give ``side``'s library ``threads`` threads: PyTorch's intra-op pool, or numba's pool, on
+    which tinynet's kernels run (its BLAS calls are single-threaded; see ``tinynet.kernels.threads``)."""
     if side == "torch":
         import torch
 
         torch.set_num_threads(threads)
     else:
-        import numpy  # noqa: F401  (threadpoolctl limits only the BLAS libraries already loaded)
-        from threadpoolctl import threadpool_limits
+        import numba
 
-        threadpool_limits(threads, user_api="blas")
+        numba.set_num_threads(threads)
 
 
 def median_ms(fn, repeats, warmup=20, rounds=5, synchronize=None):

@@ -7,7 +7,7 @@ rounding: it sums in another order than BLAS):
 * ``numpy``: the reference, written like the textbook (one strided slice per
   kernel offset, as in Chainer's ``im2col_cpu``), in ``*_numpy.py``;
 * ``numba``: the default on the CPU, compiled loops (``*_numba.py``) for float32 and
-  float64 (``NUMBA_DTYPES``; a float16 array takes the reference);
+  float64 (``NUMBA_DTYPES``; a float16 array takes the reference), run on numba's threads;
 * ``cupy``: used whenever the input is a CuPy array (``*_cupy.py``).
 
 The functions below look at the array they are given and the CPU choice, and
@@ -35,14 +35,11 @@ Layout conventions shared by all implementations:
 * Max pooling returns, per output, the flat index ``h*W + w`` of the chosen
   input in its (H, W) plane (int32), as PyTorch's ``return_indices`` does.
 
-Threading (CPU): the numba kernels are single-threaded and the convolution's
-matrix products use NumPy's BLAS with its own threads. Measured on the MNIST
-CNN's training step (2 cores): 3.8 ms like this; 4.2 ms with ``parallel=True``
-kernels (and OMP_WAIT_POLICY=PASSIVE), 49 ms without it, because OpenMP's
-spinning workers and OpenBLAS's fight for the cores; 4.9 ms with BLAS on one
-thread, parallel kernels or not. The copies these kernels make are bound by
-memory, not by arithmetic, so a second thread buys little; the products
-gain from it. See ``benchmarks/README.md``.
+Threading (CPU): one pool, numba's. The numba kernels split the batch into one part per
+thread (``prange``), and the products inside them call BLAS single-threaded, once per part;
+``Linear``'s products go through ``matmul`` and ``matmul_tn`` the same way, so tinynet never
+calls a multi-threaded BLAS, whose spinning workers fought numba's for the cores. See
+``threads.py`` for the policy and its measurements, ``conv_numba.py`` for the convolution.
 
 Memory: importing this package calls ``malloc.tune_malloc()`` (see there) so
 that freed arrays are reused instead of returned to the kernel and faulted in

@@ -86,8 +86,10 @@ def _backward_loops(grad_y, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, k
         if group_out * group_rows <= SMALL_RESULT:
             _matmul_transposed_jit(grad_t, part_cols, grad_w[p])
         else:
+            # as (cols @ gy.T).T, the form OpenBLAS computes faster (see matmul_numba): on the
+            # CNN's second layer 0.30 -> 0.22 ms for the weight gradient
             for g in range(groups):
-                np.dot(grad_t[g], part_cols[g].T, grad_w[p, g])
+                grad_w[p, g] = np.dot(part_cols[g], grad_t[g].T).T
         if grad_x.size:
             grad_cols = np.empty((col_rows, columns), dtype=grad_y.dtype)
             for g in range(groups):

@@ -21,7 +21,8 @@ How the loops are written, and why (each point measured on the MNIST CNN's shape
   offset's rectangle is a single contiguous run in both planes, copied in one
   loop instead of row by row. col2im adds that run under a mask that skips the
   padding columns it wraps into (the second MNIST conv's col2im: 0.28 -> 0.17 ms).
-* The kernels are single-threaded; see ``tinynet.kernels`` for the threading policy.
+* Each kernel runs on one thread; ``conv_numba`` calls them on parts of the batch, one part
+  per thread (see ``tinynet.kernels.threads``).
 """
 import numpy as np
 from numba import njit

@@ -23,7 +23,9 @@ How the loops are written, and why (measured on the MNIST CNN's shapes):
   such rows. Windows of 2 inside rows of 14 or 28 were too short for LLVM to vectorise the
   one-pass loop: 0.30 -> 0.10 ms and 0.23 -> 0.08 ms with indices on the CNN's two pools. Each
   choice is a branch-free select that also lets a NaN win, so this path needs no NaN scan.
-* The kernels are single-threaded; see ``tinynet.kernels`` for the threading policy.
+* Each loop runs on one thread; the ``*_parallel`` functions below call it on parts of the
+  batch, one part per thread (see ``tinynet.kernels.threads``): on the MNIST CNN's first pool,
+  with indices, 0.23 -> 0.10 ms in a training step.
 """
 import numpy as np
 from numba import njit, prange
