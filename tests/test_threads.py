@@ -100,13 +100,15 @@ def _layouts(a):
 
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(0, 9), k=st.integers(0, 9), n=st.integers(0, 9), split=st.booleans(),
-       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
-def test_matmul_and_matmul_tn_equal_numpy_in_every_layout(m, k, n, split, dtype, seed):
+       by_rows=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_matmul_and_matmul_tn_equal_numpy_in_every_layout(m, k, n, split, by_rows, dtype, seed):
+    """Every way of splitting: by rows, by columns, by the summed axis, or not at all."""
     rng = np.random.default_rng(seed)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(matmul_numba, "PARALLEL_WORK", 0 if split else matmul_numba.PARALLEL_WORK)
+        patch.setattr(matmul_numba, "MIN_PART_ROWS", 0 if by_rows else matmul_numba.MIN_PART_ROWS)
         for left in _layouts(a):
             for right in _layouts(b):
                 product = matmul_numba.matmul(left, right)

@@ -1,27 +1,14 @@
 """2-D convolution (cross-correlation, as in every deep-learning library) by im2col and one matrix product.
 
-Forward::
+The columns of x (one per output position, each holding the C*KH*KW input pixels under the kernel
+there) times the weight reshaped to (O, C*KH*KW) is the convolution; backward multiplies the output
+gradient by the columns (the weight gradient) and by the weight, whose product col2im sums back
+onto the input (the input gradient). ``tinynet.kernels.conv_numpy`` writes these steps out, shape
+by shape (the reference); ``conv_numba`` runs them on parts of the batch in parallel.
 
-    cols = im2col(x)                       (C*KH*KW, N*OH*OW)
-    y    = W.reshape(O, C*KH*KW) @ cols    (O, N*OH*OW) -> transposed to (N, O, OH, OW), plus bias
-
-Backward, with gy the upstream gradient laid out (O, N*OH*OW)::
-
-    grad_W    = gy @ cols.T                (O, C*KH*KW)
-    grad_b    = gy summed over N*OH*OW     (O,)
-    grad_cols = W.T @ gy                   (C*KH*KW, N*OH*OW) -> col2im -> grad_x (N, C, H, W)
-
-With ``groups=G`` the channels split into G independent convolutions: group g
-uses input channels [g*C/G, (g+1)*C/G) and produces output channels
-[g*O/G, (g+1)*O/G). In the layout above each group is one contiguous block of
-rows of ``cols`` and of W, so the products become one batched (G, ...) matmul.
-
-Putting the batch inside the columns (N*OH*OW) makes each product a single
-large GEMM rather than N small ones, and the (O, N, ...) result becomes NCHW by
-moving whole OH*OW planes. These steps are written out in ``tinynet.kernels.conv_numpy``
-(the reference); ``conv_numba`` runs them on parts of the batch in parallel. All arguments
-that come in pairs are (height, width) tuples here; ``tinynet.nn.Conv2d`` checks and
-normalises them.
+With ``groups=G`` the channels split into G independent convolutions: group g uses input channels
+[g*C/G, (g+1)*C/G) and produces output channels [g*O/G, (g+1)*O/G). All arguments that come in
+pairs are (height, width) tuples here; ``tinynet.nn.Conv2d`` checks and normalises them.
 """
 from .. import kernels
 
