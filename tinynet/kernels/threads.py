@@ -3,15 +3,15 @@
 The numba kernels split the batch into ``batch_parts(n)`` contiguous parts and run one part per
 thread of numba's pool (``prange``); a convolution's matrix products run inside those threads,
 one BLAS call per part. Two pools of threads that both spin while they wait, numba's OpenMP
-workers and OpenBLAS's, fight for the cores: the first such prototype ran a training step 20
-times slower. So the BLAS that numba's ``np.dot`` calls (SciPy's, through
+workers and OpenBLAS's, fight for the cores: a prototype that left BLAS its two threads ran the
+MNIST CNN's training step in 70 ms instead of 2.8. So the BLAS that numba's ``np.dot`` calls (SciPy's, through
 ``scipy.linalg.cython_blas``) is limited to one thread by ``limit_numba_blas`` when the
 kernels are first imported, and the convolution no longer calls NumPy's BLAS at all.
 
-Measured on the MNIST CNN's training step (batch 60, 2 cores, tinynet/PyTorch in one run):
-the kernels single-threaded with BLAS's two threads for the products ran 2.8-3.0 ms; this
-policy 2.2-2.4 ms. On a busy machine, where the second core is shared, BLAS's spinning
-threads made the old step 6.6 ms against 2.2 ms now.
+Measured on the MNIST CNN's training step (batch 60, 2 cores, loops of 200 steps alternating
+the two versions): the kernels single-threaded with BLAS's two threads for the products ran
+2.4-3.3 ms, this policy 1.9-2.3 ms; in a slow minute, when the second core was busy elsewhere,
+the old step took 6.5 ms and this one 2.3 ms.
 
 How many threads: numba's (``numba.get_num_threads()``, every core by default; change it with
 ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS``). A batch split into more parts sums the
