@@ -16,7 +16,7 @@ over the 60,000 training images; inference is one pass over the test images in b
 Each side runs ``--repeat`` times, alternating with the other, and the medians are shown.
 
 Each library runs in its own subprocess with the same number of threads
-(``torch.set_num_threads`` for PyTorch, ``threadpoolctl`` for tinynet's BLAS), so that neither
+(``torch.set_num_threads`` for PyTorch, ``numba.set_num_threads`` for tinynet), so that neither
 pays for the other's imports, and the peak resident memory (VmHWM) of each is its own.
 tinynet tunes glibc's malloc on import (``tinynet.kernels.malloc``); ``--tune-torch-malloc``
 gives PyTorch's process the same settings through glibc's environment variables.

@@ -135,6 +135,6 @@ print(json.dumps([before, after]))
     loaded = set(after) - set(before)
     if loaded:  # SciPy brought its own BLAS: that one is limited, NumPy's is not touched
         assert all(after[path] == 1 for path in loaded)
-        assert all(after[path] == threads_ for path, threads_ in before.items())
+        assert all(after[path] == count for path, count in before.items())
     else:  # one BLAS shared by NumPy and SciPy: limited
         assert all(value == 1 for value in after.values())

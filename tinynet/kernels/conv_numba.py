@@ -29,6 +29,11 @@ limit_numba_blas()
 CHUNK_COLUMN_BYTES = 4 * 2**20
 
 
+def _part_columns(cols, col_rows, plane, lo, hi):
+    """Part [lo, hi)'s block of the flat columns: C*KH*KW rows of (hi - lo)*OH*OW, flat."""
+    return cols[col_rows * lo * plane:col_rows * hi * plane]
+
+
 def _convolve_part(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh, dw):
     """y (m, O, OH, OW) <- the convolution of x (m, C, H, W), through cols (C*KH*KW, m*OH*OW).
     weight is grouped, (G, O/G, C/G*KH*KW)."""
@@ -52,7 +57,7 @@ def _forward_loops(x, weight, bias, y, cols, parts, kh, kw, sh, sw, ph, pw, dh, 
     for p in prange(parts):
         lo, hi = part(n, parts, p)
         if cols.size:
-            part_cols = cols[col_rows * lo * plane:col_rows * hi * plane].reshape(col_rows, (hi - lo) * plane)
+            part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(col_rows, (hi - lo) * plane)
         else:
             part_cols = np.empty((col_rows, (hi - lo) * plane), dtype=x.dtype)
         _convolve_part(rows(x, lo, hi), weight, bias, rows(y, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
@@ -65,7 +70,7 @@ def _columns_loops(x, cols, parts, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw)
     col_rows, plane = channels * kh * kw, out_h * out_w
     for p in prange(parts):
         lo, hi = part(n, parts, p)
-        part_cols = cols[col_rows * lo * plane:col_rows * hi * plane].reshape(channels, kh, kw, hi - lo, out_h, out_w)
+        part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(channels, kh, kw, hi - lo, out_h, out_w)
         _im2col_jit(rows(x, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
 
 
@@ -79,7 +84,7 @@ def _backward_loops(grad_y, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, k
     for p in prange(parts):
         lo, hi = part(n, parts, p)
         columns = (hi - lo) * plane
-        part_cols = cols[col_rows * lo * plane:col_rows * hi * plane].reshape(groups, group_rows, columns)
+        part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(groups, group_rows, columns)
         grad_t = np.empty((groups, group_out, columns), dtype=grad_y.dtype)
         _nchw_to_cnhw_jit(rows(grad_y, lo, hi).reshape(hi - lo, out_channels, plane),
                           grad_t.reshape(out_channels, hi - lo, plane), grad_b[p])
@@ -99,6 +104,7 @@ def _backward_loops(grad_y, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, k
                         kh, kw, sh, sw, ph, pw, dh, dw)
 
 
+_part_columns = njit(cache=True, inline="always")(_part_columns)
 _convolve_part = njit(cache=True)(_convolve_part)
 _forward_jit = njit(cache=True, parallel=True)(_forward_loops)
 _columns_jit = njit(cache=True, parallel=True)(_columns_loops)
