@@ -1,9 +1,6 @@
 """The numba kernels' split of the batch over threads (``tinynet.kernels.threads``): the helpers, the
-same results for any number of parts, the products of ``Linear``, and the single-threaded BLAS."""
-import json
-import subprocess
-import sys
-
+same results for any number of parts, and the products of ``Linear``. (The single-threaded BLAS
+the parts call: ``test_blas.py``.)"""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -118,23 +115,3 @@ def test_matmul_and_matmul_tn_equal_numpy_in_every_layout(m, k, n, split, by_row
             product = matmul_numba.matmul_tn(left, b)
             assert product.dtype == dtype and product.shape == (m, n)
             np.testing.assert_allclose(product, a @ b, rtol=tol, atol=tol)
-
-
-def test_numba_blas_runs_on_one_thread_and_numpys_keeps_its_threads():
-    script = """
-import json
-from threadpoolctl import threadpool_info
-import numpy
-before = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
-import tinynet.kernels.conv_numba
-after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
-print(json.dumps([before, after]))
-"""
-    before, after = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                                              check=True).stdout)
-    loaded = set(after) - set(before)
-    if loaded:  # SciPy brought its own BLAS: that one is limited, NumPy's is not touched
-        assert all(after[path] == 1 for path in loaded)
-        assert all(after[path] == count for path, count in before.items())
-    else:  # one BLAS shared by NumPy and SciPy: limited
-        assert all(value == 1 for value in after.values())

@@ -36,10 +36,11 @@ Layout conventions shared by all implementations:
   input in its (H, W) plane (int32), as PyTorch's ``return_indices`` does.
 
 Threading (CPU): one pool, numba's. The numba kernels split the batch into one part per
-thread (``prange``), and the products inside them call BLAS single-threaded, once per part;
-``Linear``'s products go through ``matmul`` and ``matmul_tn`` the same way, so tinynet never
-calls a multi-threaded BLAS, whose spinning workers fought numba's for the cores. See
-``threads.py`` for the policy and its measurements, ``conv_numba.py`` for the convolution.
+thread (``prange``), and the products inside them call tinynet's own single-threaded OpenBLAS
+(``blas.py``), once per part; ``Linear``'s products go through ``matmul`` and ``matmul_tn`` the
+same way, so tinynet never calls a multi-threaded BLAS, whose spinning workers fought numba's
+for the cores, and never changes NumPy's or SciPy's. See ``threads.py`` for the policy and its
+measurements, ``conv_numba.py`` for the convolution.
 
 Memory: importing this package calls ``malloc.tune_malloc()`` (see there) so
 that freed arrays are reused instead of returned to the kernel and faulted in

@@ -34,9 +34,8 @@ handed to it as ``b @ a.T`` transposed, which OpenBLAS computes 1.5 to 2.8 times
 import numpy as np
 from numba import njit, prange
 
-from .threads import batch_parts, limit_numba_blas, part, rows
-
-limit_numba_blas()
+from .blas import gemm
+from .threads import batch_parts, part, rows
 
 #: Multiply-adds below which ``matmul`` and ``matmul_tn`` do not split a product between threads.
 PARALLEL_WORK = 2**18
@@ -104,7 +103,7 @@ def _matmul_parallel(a, b, out, parts):
     """out (M, N) <- a (M, K) @ b (K, N), rows of a (C-contiguous) split into parts."""
     for p in prange(parts):
         lo, hi = part(a.shape[0], parts, p)
-        np.dot(rows(a, lo, hi), b, rows(out, lo, hi))
+        gemm(rows(a, lo, hi), b, rows(out, lo, hi))
 
 
 def _matmul_columns_parallel(a, b_t, out_t, parts):
@@ -112,14 +111,14 @@ def _matmul_columns_parallel(a, b_t, out_t, parts):
     the product split into parts (for few rows and a transposed b, as ``Linear``'s forward has)."""
     for p in prange(parts):
         lo, hi = part(b_t.shape[0], parts, p)
-        np.dot(rows(b_t, lo, hi), a.T, rows(out_t, lo, hi))
+        gemm(rows(b_t, lo, hi), a.T, rows(out_t, lo, hi))
 
 
 def _matmul_tn_parallel(a, b, partial, parts):
     """partial[p] (M, N) <- a[lo:hi].T @ b[lo:hi] for a (K, M), b (K, N) C-contiguous: the rows of part p."""
     for p in prange(parts):
         lo, hi = part(a.shape[0], parts, p)
-        np.dot(rows(a, lo, hi).T, rows(b, lo, hi), partial[p])
+        gemm(rows(a, lo, hi).T, rows(b, lo, hi), partial[p])
 
 
 def _matmul_tn_columns_parallel(a, b, out, parts):
@@ -127,7 +126,7 @@ def _matmul_tn_columns_parallel(a, b, out, parts):
     (for a short sum, as ``Linear``'s weight gradient of a small batch has)."""
     for p in prange(parts):
         lo, hi = part(a.shape[1], parts, p)
-        np.dot(np.ascontiguousarray(a[:, lo:hi]).T, b, rows(out, lo, hi))
+        gemm(np.ascontiguousarray(a[:, lo:hi]).T, b, rows(out, lo, hi))
 
 
 _add_block = njit(cache=True, inline="always", fastmath={"reassoc", "contract"})(_add_block)

@@ -2,11 +2,11 @@
 
 The numba kernels split the batch into ``batch_parts(n)`` contiguous parts and run one part per
 thread of numba's pool (``prange``); a convolution's matrix products run inside those threads,
-one BLAS call per part. Two pools of threads that both spin while they wait, numba's OpenMP
-workers and OpenBLAS's, fight for the cores: a prototype that left BLAS its two threads ran the
-MNIST CNN's training step in 70 ms instead of 2.8. So the BLAS that numba's ``np.dot`` calls (SciPy's, through
-``scipy.linalg.cython_blas``) is limited to one thread by ``limit_numba_blas`` when the
-kernels are first imported, and the convolution no longer calls NumPy's BLAS at all.
+one BLAS call per part, on tinynet's own single-threaded OpenBLAS (``blas.gemm``). Two pools of
+threads that both spin while they wait, numba's OpenMP workers and OpenBLAS's, fight for the
+cores: a prototype that left BLAS its two threads ran the MNIST CNN's training step in 70 ms
+instead of 2.8. tinynet never calls NumPy's or SciPy's BLAS from its kernels, and leaves their
+threads as the user set them.
 
 Measured on the MNIST CNN's training step (batch 60, 2 cores, loops of 200 steps alternating
 the two versions): the kernels single-threaded with BLAS's two threads for the products ran
@@ -17,14 +17,9 @@ How many threads: numba's (``numba.get_num_threads()``, every core by default; c
 ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS``). A batch split into more parts sums the
 weight gradient in another order, so results differ by rounding, not more, between thread
 counts, as PyTorch's do.
-
-Side effect: SciPy's BLAS runs on one thread in this process from then on. Where SciPy and
-NumPy share one BLAS library (some Linux distributions, conda), NumPy's runs on one thread too.
 """
 import numba
 from numba import njit
-
-_blas_limited = False
 
 
 def batch_parts(n):
@@ -47,20 +42,3 @@ def part(n, parts, p):
     (compiled, for the kernels' ``prange`` loops)."""
     return n * p // parts, n * (p + 1) // parts
 
-
-def limit_numba_blas():
-    """Limit the BLAS library that numba's ``np.dot`` calls to one thread (once per process)."""
-    global _blas_limited
-    if _blas_limited:
-        return
-    from threadpoolctl import ThreadpoolController
-
-    before = {lib.filepath for lib in ThreadpoolController().lib_controllers}
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS numba binds np.dot to)
-
-    controller = ThreadpoolController()
-    loaded = [lib for lib in controller.lib_controllers if lib.user_api == "blas" and lib.filepath not in before]
-    # None newly loaded: SciPy links the BLAS that NumPy loaded already, and that one is limited.
-    for lib in loaded or [lib for lib in controller.lib_controllers if lib.user_api == "blas"]:
-        lib.set_num_threads(1)
-    _blas_limited = True

@@ -1,0 +1,102 @@
+"""tinynet's private BLAS (``tinynet.kernels.blas``): products equal NumPy's in every layout, bad
+arguments are refused, the library runs on one thread and leaves NumPy's and SciPy's alone, and
+compiled kernels that call it work from numba's on-disk cache in a new process."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinynet.kernels import blas
+
+
+def _c_and_f(a):
+    return [np.ascontiguousarray(a), np.asfortranarray(a)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(m=st.integers(0, 9), k=st.integers(0, 9), n=st.integers(0, 9),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_gemm_equals_numpy_for_c_and_f_ordered_operands(m, k, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for left in _c_and_f(a):
+        for right in _c_and_f(b):
+            out = np.full((m, n), np.nan, dtype)  # every entry must be written, also for k == 0
+            blas.gemm(left, right, out)
+            np.testing.assert_allclose(out, a @ b, rtol=tol, atol=tol)
+
+
+def test_gemm_writes_into_a_view_of_rows():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    out = np.zeros((4, 4))
+    blas.gemm(a, b, out[1:3])
+    np.testing.assert_array_equal(out, np.vstack([np.zeros((1, 4)), a @ b, np.zeros((1, 4))]))
+
+
+@pytest.mark.parametrize("a, b, out, message", [
+    (np.ones((2, 3), np.float32), np.ones((3, 2)), np.ones((2, 2), np.float32), "a, b and out must have one dtype"),
+    (np.ones((2, 3)), np.ones((4, 2)), np.ones((2, 2)), "shapes must be a (M, K), b (K, N) and out (M, N)"),
+    (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 3)), "shapes must be a (M, K), b (K, N) and out (M, N)"),
+    (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2), order="F"), "out C-contiguous"),
+    (np.ones((4, 6))[:, ::2], np.ones((3, 2)), np.ones((4, 2)), "a and b must each be C- or F-contiguous"),
+])
+def test_gemm_refuses_mismatched_or_strided_arguments(a, b, out, message):
+    with pytest.raises(ValueError, match=f"^blas.gemm: .*{message.replace('(', '[(]').replace(')', '[)]')}"):
+        blas.gemm(a, b, out)
+
+
+def _run(script, env=None):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                            env=env, check=True)
+    return json.loads(result.stdout)
+
+
+def test_the_private_blas_runs_on_one_thread_and_numpys_and_scipys_keep_theirs():
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    before, after, ours = _run("""
+        import json
+        from threadpoolctl import threadpool_info
+        import numpy, scipy.linalg
+        before = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+        from tinynet.kernels import blas
+        after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+        print(json.dumps([before, after, blas.LIBRARY._name]))
+    """, env)
+    assert {path: after[path] for path in before} == before
+    assert max(before.values()) > 1 or os.cpu_count() == 1  # so that keeping them means something
+    assert set(after) - set(before) == {os.path.realpath(ours)}
+    assert after[os.path.realpath(ours)] == 1
+
+
+def test_kernels_that_call_it_load_from_the_disk_cache_in_a_new_process(tmp_path):
+    """The library's address differs in every process; the cached code must find it by name."""
+    script = """
+        import json
+        import numpy as np
+        import tinynet as tn
+        from tinynet.kernels import blas, conv_numba
+        x = np.random.default_rng(0).standard_normal((5, 2, 6, 7)).astype(np.float32)
+        conv = tn.Conv2d(2, 3, 3, padding=1, dtype=np.float32)
+        y = conv(x)
+        with tn.kernels.use("numpy"):
+            expected = conv(x)
+        a, b, out = np.ones((2, 3)), np.ones((3, 4)), np.empty((2, 4))
+        blas.gemm(a, b, out)
+        print(json.dumps({"hits": conv_numba._forward_jit.stats.cache_hits and blas.gemm.stats.cache_hits and 1,
+                          "misses": len(conv_numba._forward_jit.stats.cache_misses),
+                          "close": bool(np.allclose(y, expected, atol=1e-5)), "gemm": out.tolist()}))
+    """
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    first, second = _run(script, env), _run(script, env)
+    assert first["misses"] > 0 and not first["hits"]
+    assert second["misses"] == 0 and second["hits"]
+    for result in (first, second):
+        assert result["close"] and result["gemm"] == [[3.0] * 4] * 2
