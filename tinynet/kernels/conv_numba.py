@@ -13,7 +13,10 @@ The columns of part p, samples [lo, hi), are one block of a flat buffer: the
 In evaluation mode nothing is kept: the batch is split into parts of about ``CHUNK_COLUMN_BYTES``
 of columns (at least one per thread), each made in a buffer of its own and dropped after use.
 The columns of a whole large batch (28 MB for 1,000 MNIST images in the first layer) would fall
-out of the caches between im2col, the product and the layout change.
+out of the caches between im2col, the product and the layout change. Measured on the MNIST CNN
+in eval mode at batch 1,000 (2 threads), first and second convolution: chunks of 4 MiB took 3.8
+and 6.6 ms, 1 MiB 2.6 and 5.0 ms, 256 KiB 2.2 and 4.9 ms, 64 KiB 2.3 and 5.5 ms; a part's
+columns and product then stay in its core's L2 cache (1 MiB here).
 """
 import numpy as np
 from numba import njit, prange
@@ -25,7 +28,7 @@ from .matmul_numba import SMALL_RESULT, _matmul_transposed_jit
 from .threads import batch_parts, part, rows
 
 #: Columns per part when an evaluation-mode convolution splits a large batch.
-CHUNK_COLUMN_BYTES = 4 * 2**20
+CHUNK_COLUMN_BYTES = 2**18
 
 
 def _part_columns(cols, col_rows, plane, lo, hi):
