@@ -2,21 +2,25 @@
 
 The same steps as the reference (``conv_numpy``): im2col, one matrix product per group, and the
 layout change to (N, O, OH, OW); backward the weight gradient, the transposed product and col2im.
-Here each thread takes a contiguous part of the batch (``threads.batch_parts``) and runs every
-step on it, so a part's columns are made, multiplied and consumed while they are in its core's
-cache, and the products run on BLAS's single thread in each (see ``tinynet.kernels.threads``).
+Here the batch is split into parts of about ``CHUNK_COLUMN_BYTES`` of columns, as many per
+thread (``threads.batch_parts``, at least one part each), and a thread runs every step on a part
+before the next, so a part's columns are made, multiplied and consumed while they are in its
+core's L2 cache, and the products run on the private BLAS's single thread in each (see
+``tinynet.kernels.threads``).
 
 The columns of part p, samples [lo, hi), are one block of a flat buffer: the
 ``(C*KH*KW, (hi - lo)*OH*OW)`` matrix that im2col makes of those samples, starting at
-``C*KH*KW * lo*OH*OW``. Backward sums the parts' weight and bias gradients, in part order.
+``C*KH*KW * lo*OH*OW``. Training keeps that buffer for backward, which takes the same parts
+and sums their weight and bias gradients in part order. In evaluation mode nothing is kept:
+each part's columns are made in a buffer of its own and dropped after use.
 
-In evaluation mode nothing is kept: the batch is split into parts of about ``CHUNK_COLUMN_BYTES``
-of columns (at least one per thread), each made in a buffer of its own and dropped after use.
-The columns of a whole large batch (28 MB for 1,000 MNIST images in the first layer) would fall
-out of the caches between im2col, the product and the layout change. Measured on the MNIST CNN
+Why parts of 256 KiB: the columns of a whole large batch (28 MB for 1,000 MNIST images in the
+first layer) fall out of the caches between im2col, the product and the layout change, and a
+part then fits in a core's L2 cache (1 MiB here) with its product. Measured on the MNIST CNN
 in eval mode at batch 1,000 (2 threads), first and second convolution: chunks of 4 MiB took 3.8
-and 6.6 ms, 1 MiB 2.6 and 5.0 ms, 256 KiB 2.2 and 4.9 ms, 64 KiB 2.3 and 5.5 ms; a part's
-columns and product then stay in its core's L2 cache (1 MiB here).
+and 6.6 ms, 1 MiB 2.6 and 5.0 ms, 256 KiB 2.2 and 4.9 ms, 64 KiB 2.3 and 5.5 ms. In a training
+step at batch 60, 256 KiB parts instead of one per thread saved 0.1 to 0.2 ms of 2.0 (the
+same process alternating the two, 12 rounds of 200 steps: faster in 9 to 11).
 """
 import numpy as np
 from numba import njit, prange
@@ -27,7 +31,7 @@ from .im2col_numba import _cnhw_to_nchw_jit, _col2im_jit, _im2col_jit, _nchw_to_
 from .matmul_numba import SMALL_RESULT, _matmul_transposed_jit
 from .threads import batch_parts, part, rows
 
-#: Columns per part when an evaluation-mode convolution splits a large batch.
+#: Bytes of columns per part of the batch (see above).
 CHUNK_COLUMN_BYTES = 2**18
 
 
@@ -123,18 +127,24 @@ def _column_count(x_shape, kernel_size, out_hw):
     return x_shape[1] * kernel_size[0] * kernel_size[1] * x_shape[0] * out_hw[0] * out_hw[1]
 
 
+def _parts(x, kernel_size, out_hw):
+    """How many parts the batch x is split into: about CHUNK_COLUMN_BYTES of columns each, a
+    multiple of the threads (so that each thread gets as many), at most one per sample."""
+    threads = batch_parts(len(x))
+    chunks = -(-_column_count(x.shape, kernel_size, out_hw) * x.itemsize // CHUNK_COLUMN_BYTES)
+    return max(1, min(len(x), -(-chunks // threads) * threads))
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
     n = x.shape[0]
     out_channels, _, kh, kw = weight.shape
     out_hw = output_hw(x.shape, (kh, kw), stride, padding, dilation)
     y = np.empty((n, out_channels) + out_hw, dtype=x.dtype)
-    parts = batch_parts(n)
+    parts = _parts(x, (kh, kw), out_hw)
     if keep_columns:
         cols = np.empty(_column_count(x.shape, (kh, kw), out_hw), dtype=x.dtype)
     else:
         cols = np.empty(0, dtype=x.dtype)
-        chunks = -(-_column_count(x.shape, (kh, kw), out_hw) * x.itemsize // CHUNK_COLUMN_BYTES)
-        parts = min(n, -(-chunks // parts) * parts)  # a multiple of the threads, so each gets as many
     if n:  # an empty batch has nothing to convolve (and BLAS no product of width 0)
         bias = np.zeros(out_channels, x.dtype) if bias is None else bias
         _forward_jit(np.ascontiguousarray(x), _grouped(weight, groups), bias, y, cols, parts,
@@ -150,7 +160,7 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
         grad_w, grad_b = np.zeros((1,) + grouped.shape, grad_y.dtype), np.zeros((1, out_channels), grad_y.dtype)
     else:
         if columns is None:  # the forward kept none: make them again
-            parts = batch_parts(len(x))
+            parts = _parts(x, (kh, kw), grad_y.shape[2:])
             cols = np.empty(_column_count(x.shape, (kh, kw), grad_y.shape[2:]), dtype=x.dtype)
             _columns_jit(np.ascontiguousarray(x), cols, parts, *grad_y.shape[2:], kh, kw, *stride, *padding, *dilation)
         else:
