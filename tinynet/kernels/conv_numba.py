@@ -28,7 +28,6 @@ from numba import njit, prange
 from . import output_hw
 from .blas import gemm
 from .im2col_numba import _cnhw_to_nchw_jit, _col2im_jit, _im2col_jit, _nchw_to_cnhw_jit
-from .matmul_numba import SMALL_RESULT, _matmul_transposed_jit
 from .threads import batch_parts, part, rows
 
 #: Bytes of columns per part of the batch (see above).
@@ -93,15 +92,8 @@ def _backward_loops(grad_y, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, k
         grad_t = np.empty((groups, group_out, columns), dtype=grad_y.dtype)
         _nchw_to_cnhw_jit(rows(grad_y, lo, hi).reshape(hi - lo, out_channels, plane),
                           grad_t.reshape(out_channels, hi - lo, plane), grad_b[p])
-        if group_out * group_rows <= SMALL_RESULT:
-            _matmul_transposed_jit(grad_t, part_cols, grad_w[p])
-        else:
-            # as (cols @ gy.T).T, the form OpenBLAS computes faster (see matmul_numba): on the
-            # CNN's second layer 0.30 -> 0.22 ms for the weight gradient
-            product = np.empty((group_rows, group_out), dtype=grad_y.dtype)
-            for g in range(groups):
-                gemm(part_cols[g], grad_t[g].T, product)
-                grad_w[p, g] = product.T
+        for g in range(groups):
+            gemm(grad_t[g], part_cols[g].T, grad_w[p, g])
         if grad_x.size:
             grad_cols = np.empty((col_rows, columns), dtype=grad_y.dtype)
             for g in range(groups):
