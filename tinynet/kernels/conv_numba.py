@@ -67,28 +67,23 @@ def _forward_loops(x, weight, bias, y, cols, parts, kh, kw, sh, sw, ph, pw, dh, 
         _convolve_part(rows(x, lo, hi), weight, bias, rows(y, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
 
 
-def _columns_loops(x, cols, parts, out_h, out_w, kh, kw, sh, sw, ph, pw, dh, dw):
-    """The flat columns a training forward keeps, without the product: for a backward pass after
-    an evaluation-mode forward."""
-    n, channels = x.shape[0], x.shape[1]
-    col_rows, plane = channels * kh * kw, out_h * out_w
-    for p in prange(parts):
-        lo, hi = part(n, parts, p)
-        part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(channels, kh, kw, hi - lo, out_h, out_w)
-        _im2col_jit(rows(x, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
-
-
-def _backward_loops(grad_y, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, kw, sh, sw, ph, pw, dh, dw):
+def _backward_loops(grad_y, x, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, kw, sh, sw, ph, pw, dh, dw):
     """For each part p: grad_w[p] (G, O/G, C/G*KH*KW) and grad_b[p] (O,) of its samples, and, if
     grad_x is not empty, grad_x (N, C, H, W). weight_t is the grouped weight transposed,
-    (G, C/G*KH*KW, O/G); cols the flat columns the forward kept."""
+    (G, C/G*KH*KW, O/G); cols the flat columns the forward kept, or empty if it kept none: then
+    each part makes its own again from x (N, C, H, W)."""
     n, out_channels, out_h, out_w = grad_y.shape
     groups, group_rows, group_out = weight_t.shape
     col_rows, plane = groups * group_rows, out_h * out_w
     for p in prange(parts):
         lo, hi = part(n, parts, p)
         columns = (hi - lo) * plane
-        part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(groups, group_rows, columns)
+        if cols.size:
+            part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(groups, group_rows, columns)
+        else:
+            part_cols = np.empty((groups, group_rows, columns), dtype=x.dtype)
+            _im2col_jit(rows(x, lo, hi), part_cols.reshape(x.shape[1], kh, kw, hi - lo, out_h, out_w),
+                        kh, kw, sh, sw, ph, pw, dh, dw)
         grad_t = np.empty((groups, group_out, columns), dtype=grad_y.dtype)
         _nchw_to_cnhw_jit(rows(grad_y, lo, hi).reshape(hi - lo, out_channels, plane),
                           grad_t.reshape(out_channels, hi - lo, plane), grad_b[p])
@@ -106,7 +101,6 @@ def _backward_loops(grad_y, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, k
 _part_columns = njit(cache=True, inline="always")(_part_columns)
 _convolve_part = njit(cache=True)(_convolve_part)
 _forward_jit = njit(cache=True, parallel=True)(_forward_loops)
-_columns_jit = njit(cache=True, parallel=True)(_columns_loops)
 _backward_jit = njit(cache=True, parallel=True)(_backward_loops)
 
 
@@ -151,15 +145,13 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
     if len(x) == 0:  # nothing to sum, and BLAS no product of width 0
         grad_w, grad_b = np.zeros((1,) + grouped.shape, grad_y.dtype), np.zeros((1, out_channels), grad_y.dtype)
     else:
-        if columns is None:  # the forward kept none: make them again
-            parts = _parts(x, (kh, kw), grad_y.shape[2:])
-            cols = np.empty(_column_count(x.shape, (kh, kw), grad_y.shape[2:]), dtype=x.dtype)
-            _columns_jit(np.ascontiguousarray(x), cols, parts, *grad_y.shape[2:], kh, kw, *stride, *padding, *dilation)
+        if columns is None:  # the forward kept none: each part makes its own again
+            cols, parts = np.empty(0, dtype=x.dtype), _parts(x, (kh, kw), grad_y.shape[2:])
         else:
             cols, parts = columns
         grad_w = np.empty((parts,) + grouped.shape, dtype=grad_y.dtype)
         grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
-        _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(grouped.transpose(0, 2, 1)), cols,
+        _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), np.ascontiguousarray(grouped.transpose(0, 2, 1)), cols,
                       grad_x, grad_w, grad_b, parts, kh, kw, *stride, *padding, *dilation)
     return (grad_x if need_input_grad else None,
             grad_w.sum(axis=0).reshape(weight.shape),
