@@ -189,6 +189,38 @@ def test_axpby_paths_round_exactly_like_numpy(dtype, shape, a, b, seed):
         np.testing.assert_array_equal(got, expected)
 
 
+# --- Adam's fused loop ----------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=dtypes, cls=st.sampled_from([Adam, AdamW]), amsgrad=st.booleans(),
+    weight_decay=st.sampled_from([0.0, 1e-2]), lr=st.floats(1e-4, 1e-1), seed=st.integers(0, 2**16),
+)
+def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight_decay, lr, seed):
+    """Five steps with the compiled loop (C-contiguous NumPy arrays) and with the array code (the
+    path CuPy and strided arrays take) leave the same parameters and state, bit for bit, also
+    when gradients hold zeros, NaN and inf."""
+    rng = np.random.default_rng(seed)
+    start = [rng.standard_normal(shape).astype(dtype) for shape in [(3, 4), (5,)]]
+    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(5)]
+    grads[1][0][0, :3] = [0.0, np.nan, np.inf]
+    grads[3][1][2] = -np.inf
+
+    def train(use_loop):
+        params = [tn.Parameter(p.copy()) for p in start]
+        optimizer = cls(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
+        with pytest.MonkeyPatch.context() as patch:
+            if not use_loop:
+                patch.setattr("tinynet.optim.adam.loop_applies", lambda *arrays: False)
+            for step_grads in grads:
+                for param, grad in zip(params, step_grads):
+                    param.grad = grad
+                optimizer.step()
+        return [p.data for p in params] + [value for state in optimizer.state for value in state.values()]
+
+    for looped, array_code in zip(train(True), train(False)):
+        np.testing.assert_array_equal(looped, array_code)
+
+
 # --- dtypes --------------------------------------------------------------------------------
 FLOAT64_SCALAR_CONFIGS = [
     (SGD, dict(lr=np.float64(0.1), momentum=np.float64(0.9), dampening=np.float64(0.1), weight_decay=np.float64(1e-2))),

@@ -17,7 +17,7 @@ paths give bit-identical results.
 """
 import numpy as np
 
-_axpby_jit = None
+_compiled = {}
 
 
 def axpby_loop(a, x, b, y):
@@ -26,14 +26,24 @@ def axpby_loop(a, x, b, y):
         y[i] = a * x[i] + b * y[i]
 
 
-def _compiled_loop():
-    """``axpby_loop`` compiled (numba is imported on first use, so ``import tinynet`` stays light)."""
-    global _axpby_jit
-    if _axpby_jit is None:
+def compiled(loop):
+    """``loop`` compiled by numba, once (numba is imported on first use, so ``import tinynet``
+    stays light). With NumPy's error model a division by zero gives inf or NaN, as in the array
+    code, instead of raising; Python's adds a test to every division, which keeps LLVM from
+    vectorising the loop (Adam's loop on the MNIST MLP: 2.2 ms scalar, 0.32 ms vectorised)."""
+    if loop not in _compiled:
         from numba import njit
 
-        _axpby_jit = njit(cache=True, nogil=True)(axpby_loop)
-    return _axpby_jit
+        _compiled[loop] = njit(cache=True, nogil=True, error_model="numpy")(loop)
+    return _compiled[loop]
+
+
+def loop_applies(*arrays):
+    """Whether a compiled loop can take these arrays: NumPy arrays of one shape and dtype, all
+    C-contiguous (anything else, CuPy arrays or strided views, takes the array expressions)."""
+    first = arrays[0]
+    return all(type(a) is np.ndarray and a.shape == first.shape and a.dtype == first.dtype and a.flags.c_contiguous
+               for a in arrays)
 
 
 def axpby(a, x, b, y):
@@ -43,12 +53,9 @@ def axpby(a, x, b, y):
         a, b: Python floats (converted to y's dtype, so float32 stays float32).
         x, y: arrays of one shape and dtype (NumPy or CuPy).
     """
-    if (
-        type(x) is np.ndarray and type(y) is np.ndarray and x.shape == y.shape and x.dtype == y.dtype
-        and x.flags.c_contiguous and y.flags.c_contiguous
-    ):
+    if loop_applies(x, y):
         scalar = y.dtype.type
-        _compiled_loop()(scalar(a), x.reshape(-1), scalar(b), y.reshape(-1))
+        compiled(axpby_loop)(scalar(a), x.reshape(-1), scalar(b), y.reshape(-1))
     else:
         if b != 1.0:
             y *= b
