@@ -217,7 +217,9 @@ def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight
                 optimizer.step()
         return [p.data for p in params] + [value for state in optimizer.state for value in state.values()]
 
-    for looped, array_code in zip(train(True), train(False)):
+    with np.errstate(invalid="ignore", over="ignore"):  # inf / inf in the array code, on purpose
+        array_code_results = train(False)
+    for looped, array_code in zip(train(True), array_code_results):
         np.testing.assert_array_equal(looped, array_code)
 
 
