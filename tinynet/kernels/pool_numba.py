@@ -124,15 +124,20 @@ def _larger(first, second):
 
 def _max_pool_2x2_loops(x, y, indices, pair_max, pair_choice, with_indices):
     """y, and indices if ``with_indices``, (N, C, H//2, W//2) <- x (N, C, H, W) with W even:
-    MaxPool2d(2) through ``pair_max`` and ``pair_choice`` (x.size // 2 each), the larger of every
-    horizontal pair of x and whether it was the right one."""
+    MaxPool2d(2) through ``pair_max`` and ``pair_choice`` (x.size // 2 each; ``pair_choice`` is
+    neither read nor written without indices), the larger of every horizontal pair of x and
+    whether it was the right one."""
     planes, height, width = x.shape[0] * x.shape[1], x.shape[2], x.shape[3]
     out_h, out_w = y.shape[2], y.shape[3]
     src, dst, where = x.reshape(-1), y.reshape(-1), indices.reshape(-1)
     one, zero = np.int32(1), np.int32(0)
-    for k in range(np.uint64(src.size // 2)):
-        pair_max[k], right = _larger(src[2 * k], src[2 * k + 1])
-        pair_choice[k] = one if right else zero
+    if with_indices:
+        for k in range(np.uint64(src.size // 2)):
+            pair_max[k], right = _larger(src[2 * k], src[2 * k + 1])
+            pair_choice[k] = one if right else zero
+    else:  # the choices are not needed: a loop that does not write them
+        for k in range(np.uint64(src.size // 2)):
+            pair_max[k] = _larger(src[2 * k], src[2 * k + 1])[0]
     next_row = np.int32(width)
     for plane in range(planes):
         for a in range(out_h):
@@ -295,8 +300,8 @@ def _max_pool(x, kernel_size, stride, padding, with_indices):
     parts = batch_parts(len(x))
     if kernel_size == stride == (2, 2) and padding == (0, 0) and x.shape[3] % 2 == 0:
         pairs = x.size // 2
-        _max_pool_2x2_parallel_jit(x, y, indices, np.empty(pairs, x.dtype), np.empty(pairs, np.int32), parts,
-                                   with_indices)
+        choices = np.empty(pairs if with_indices else 0, np.int32)
+        _max_pool_2x2_parallel_jit(x, y, indices, np.empty(pairs, x.dtype), choices, parts, with_indices)
     else:
         _max_pool_parallel_jit(x, y, indices, parts, *kernel_size, *stride, *padding, with_indices)
     return y, indices
