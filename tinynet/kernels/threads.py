@@ -1,8 +1,9 @@
 """The CPU kernels' threading policy: one pool of threads, numba's, and BLAS single-threaded inside it.
 
 The numba kernels split the batch into ``batch_parts(n)`` contiguous parts and run one part per
-thread of numba's pool (``prange``); a convolution's matrix products run inside those threads,
-one BLAS call per part, on tinynet's own single-threaded OpenBLAS (``blas.gemm``). Two pools of
+thread of numba's pool (``prange``); the convolution takes a multiple of that, several small parts
+per thread (see ``conv_numba``). Matrix products run inside those threads, one BLAS call per part,
+on tinynet's own single-threaded OpenBLAS (``blas.gemm``). Two pools of
 threads that both spin while they wait, numba's OpenMP workers and OpenBLAS's, fight for the
 cores: a prototype that left BLAS its two threads ran the MNIST CNN's training step in 70 ms
 instead of 2.8. tinynet never calls NumPy's or SciPy's BLAS from its kernels, and leaves their
