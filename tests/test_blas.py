@@ -52,6 +52,25 @@ def test_gemm_refuses_mismatched_or_strided_arguments(a, b, out, message):
         blas.gemm(a, b, out)
 
 
+@pytest.mark.parametrize("files, expected", [
+    (["libscipy_openblas.so"], "libscipy_openblas.so"),
+    (["libgfortran-daac5196.so.5.0.0", "libscipy_openblas.so"], "libscipy_openblas.so"),  # Linux aarch64
+    (["libscipy_openblas.dylib"], "libscipy_openblas.dylib"),
+    (["libscipy_openblas.lib", "libscipy_openblas.dll"], "libscipy_openblas.dll"),  # Windows: not the .lib
+])
+def test_library_path_finds_the_shared_library_of_each_platforms_wheel(tmp_path, files, expected):
+    for name in files + ["cmake", "pkgconfig"]:
+        (tmp_path / name).touch()
+    assert blas.library_path(str(tmp_path)) == str(tmp_path / expected)
+
+
+def test_library_path_without_a_library_says_what_to_reinstall(tmp_path):
+    (tmp_path / "libscipy_openblas.lib").touch()
+    with pytest.raises(ImportError, match="^tinynet: no OpenBLAS library .* in .*; reinstall it: pip install "
+                                          "--force-reinstall scipy-openblas32$"):
+        blas.library_path(str(tmp_path))
+
+
 def _run(script, env=None):
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
                             env=env, check=True)

@@ -31,11 +31,21 @@ from numba import njit, types
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS_ORDER and CBLAS_TRANSPOSE values from cblas.h
 
 
+def library_path(folder=None):
+    """The shared library of ``scipy-openblas32`` (.so, .dylib or .dll) in ``folder``, by default
+    the wheel's lib folder. (Its ``get_library()`` names the .lib import library on Windows.)"""
+    folder = folder or scipy_openblas32.get_lib_dir()
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("libscipy_openblas") and name.endswith((".so", ".dylib", ".dll")):
+            return os.path.join(folder, name)
+    raise ImportError(f"tinynet: no OpenBLAS library (libscipy_openblas.so, .dylib or .dll) in {folder}; "
+                      f"reinstall it: pip install --force-reinstall scipy-openblas32")
+
+
 def _load():
     """The OpenBLAS of ``scipy-openblas32``, set to one thread; its CBLAS gemm registered with
     LLVM as ``tinynet_cblas_sgemm`` and ``tinynet_cblas_dgemm``."""
-    path = os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library(fullname=True))
-    library = ctypes.CDLL(path)
+    library = ctypes.CDLL(library_path())
     library.scipy_openblas_set_num_threads(1)
     for name in ("sgemm", "dgemm"):
         function = getattr(library, "scipy_cblas_" + name)
