@@ -151,8 +151,9 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
             cols, parts = columns
         grad_w = np.empty((parts,) + grouped.shape, dtype=grad_y.dtype)
         grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
-        _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), np.ascontiguousarray(grouped.transpose(0, 2, 1)), cols,
-                      grad_x, grad_w, grad_b, parts, kh, kw, *stride, *padding, *dilation)
+        weight_t = np.ascontiguousarray(grouped.transpose(0, 2, 1))
+        _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), weight_t, cols, grad_x, grad_w, grad_b,
+                      parts, kh, kw, *stride, *padding, *dilation)
     return (grad_x if need_input_grad else None,
             grad_w.sum(axis=0).reshape(weight.shape),
             grad_b.sum(axis=0) if need_bias_grad else None)
