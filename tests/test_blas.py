@@ -19,8 +19,11 @@ def _c_and_f(a):
     return [np.ascontiguousarray(a), np.asfortranarray(a)]
 
 
+sizes = st.one_of(st.integers(0, 9), st.integers(30, 80))
+
+
 @settings(max_examples=80, deadline=None)
-@given(m=st.integers(0, 9), k=st.integers(0, 9), n=st.integers(0, 9),
+@given(m=sizes, k=sizes, n=sizes,
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
 def test_gemm_equals_numpy_for_c_and_f_ordered_operands(m, k, n, dtype, seed):
     rng = np.random.default_rng(seed)
@@ -42,9 +45,12 @@ def test_gemm_writes_into_a_view_of_rows():
 
 @pytest.mark.parametrize("a, b, out, message", [
     (np.ones((2, 3), np.float32), np.ones((3, 2)), np.ones((2, 2), np.float32), "a, b and out must have one dtype"),
+    (np.ones((2, 3), np.float32), np.ones((3, 2), np.int32), np.ones((2, 2), np.float32),
+     "a, b and out must have one dtype"),  # the same item size is not enough
+    (np.ones((2, 3), np.int64), np.ones((3, 2), np.int64), np.ones((2, 2), np.int64), "one dtype, float32 or float64"),
     (np.ones((2, 3)), np.ones((4, 2)), np.ones((2, 2)), "shapes must be a (M, K), b (K, N) and out (M, N)"),
     (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 3)), "shapes must be a (M, K), b (K, N) and out (M, N)"),
-    (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2), order="F"), "out C-contiguous"),
+    (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2), order="F"), "out must be C-contiguous"),
     (np.ones((4, 6))[:, ::2], np.ones((3, 2)), np.ones((4, 2)), "a and b must each be C- or F-contiguous"),
 ])
 def test_gemm_refuses_mismatched_or_strided_arguments(a, b, out, message):
@@ -93,6 +99,44 @@ def test_the_private_blas_runs_on_one_thread_and_numpys_and_scipys_keep_theirs()
     assert max(before.values()) > 1 or os.cpu_count() == 1  # so that keeping them means something
     assert set(after) - set(before) == {os.path.realpath(ours)}
     assert after[os.path.realpath(ours)] == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads glibc's LD_DEBUG output")
+def test_scipy_imported_after_tinynet_binds_to_its_own_blas():
+    """The private library's symbols are local: SciPy's BLAS calls must not land in it."""
+    ours = os.path.realpath(blas.library_path())
+    script = "import tinynet.kernels.blas, scipy.linalg; scipy.linalg.blas.dgemm(1.0, [[1.0]], [[2.0]])"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, LD_DEBUG="bindings"))
+    scipy_bindings = [line for line in done.stderr.splitlines() if "binding file" in line and "scipy" in line
+                      and "scipy_openblas32" not in line.split(" to ")[0]]
+    assert any("scipy_dgemm_" in line for line in scipy_bindings)  # the check sees SciPy's own bindings
+    assert not [line for line in scipy_bindings if ours in line]
+
+
+def test_without_its_blas_the_numba_kernels_give_way_to_the_reference_with_one_warning(tmp_path):
+    (tmp_path / "scipy_openblas32" / "lib").mkdir(parents=True)  # an installation without its library
+    (tmp_path / "scipy_openblas32" / "__init__.py").touch()
+    script = """
+        import json, warnings
+        import numpy as np
+        import tinynet as tn
+        x = np.random.default_rng(0).standard_normal((3, 2, 6, 6)).astype(np.float32)
+        model = tn.Sequential(tn.Conv2d(2, 4, 3), tn.MaxPool2d(2), tn.Flatten(), tn.Linear(16, 3))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y, y_again = model(x), model(x)
+        with tn.kernels.use("numpy"):
+            expected = model(x)
+        print(json.dumps({"warnings": [str(w.message) for w in caught], "equal": bool(np.array_equal(y, expected)),
+                          "missing": sorted(tn.kernels._numba_missing)}))
+    """
+    result = _run(script, dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])))
+    assert result["missing"] == ["conv", "matmul"] and result["equal"]
+    assert result["warnings"] == [
+        f"tinynet: the numba conv kernels cannot be loaded (tinynet: no OpenBLAS library (libscipy_openblas.so, "
+        f".dylib or .dll) in {tmp_path / 'scipy_openblas32' / 'lib'}; reinstall it: pip install --force-reinstall "
+        f"scipy-openblas32); using the NumPy reference kernels, which are much slower"]
 
 
 def test_kernels_that_call_it_load_from_the_disk_cache_in_a_new_process(tmp_path):

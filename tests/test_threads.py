@@ -95,6 +95,15 @@ def _layouts(a):
     return [np.ascontiguousarray(a), np.asfortranarray(a), wide[:, ::2]]
 
 
+@pytest.mark.parametrize("a_dtype, b_dtype", [(np.float64, np.int64), (np.float32, np.float64), (np.float32, np.int8)])
+def test_matmul_and_matmul_tn_compute_mixed_dtypes_in_numpys_result_dtype(a_dtype, b_dtype):
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(-3, 4, (5, 3)).astype(a_dtype), rng.integers(-3, 4, (3, 4)).astype(b_dtype)
+    for product in (matmul_numba.matmul(a, b), matmul_numba.matmul_tn(np.ascontiguousarray(a.T), b)):
+        assert product.dtype == np.result_type(a, b)
+        np.testing.assert_array_equal(product, a @ b)  # small integers: exact in any float dtype
+
+
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(0, 9), k=st.integers(0, 9), n=st.integers(0, 9), split=st.booleans(),
        by_rows=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))

@@ -1,13 +1,15 @@
 """Array kernels behind convolution, ReLU and pooling, and the one place that picks their implementation.
 
 Every kernel exists in interchangeable implementations with the same functions,
-arguments and results (the weight gradient's product, ``matmul_transposed``, to
-rounding: it sums in another order than BLAS):
+arguments and results (to rounding where a sum is split over threads or blocked
+differently: the matrix products and the weight and bias gradients):
 
 * ``numpy``: the reference, written like the textbook (one strided slice per
   kernel offset, as in Chainer's ``im2col_cpu``), in ``*_numpy.py``;
 * ``numba``: the default on the CPU, compiled loops (``*_numba.py``) for float32 and
-  float64 (``NUMBA_DTYPES``; a float16 array takes the reference), run on numba's threads;
+  float64 (``NUMBA_DTYPES``; a float16 array takes the reference), run on numba's threads.
+  A family whose numba module cannot be imported (its BLAS, ``scipy-openblas32``, missing
+  or broken) uses the reference instead, and tinynet warns once, saying why;
 * ``cupy``: used whenever the input is a CuPy array (``*_cupy.py``).
 
 The functions below look at the array they are given and the CPU choice, and
@@ -50,6 +52,7 @@ import contextlib
 import contextvars
 import importlib
 import os
+import warnings
 
 import numpy as np
 
@@ -100,6 +103,7 @@ def use(name):
 
 #: The dtypes the numba kernels are compiled for; arrays of any other (float16) take the NumPy reference.
 NUMBA_DTYPES = (np.float32, np.float64)
+_numba_missing = {}  # family -> why its numba kernels could not be imported
 
 
 def _implementation(family, array):
@@ -110,7 +114,18 @@ def _implementation(family, array):
         backend = _cpu_backend.get()
         if backend == "numba" and array.dtype.type not in NUMBA_DTYPES:
             backend = "numpy"
-    return importlib.import_module(f"{__name__}.{family}_{backend}")
+    if backend == "numba" and family in _numba_missing:
+        backend = "numpy"
+    try:
+        return importlib.import_module(f"{__name__}.{family}_{backend}")
+    except ImportError as error:
+        if backend != "numba":
+            raise
+        if not _numba_missing:
+            warnings.warn(f"tinynet: the numba {family} kernels cannot be loaded ({error}); using the NumPy "
+                          f"reference kernels, which are much slower", RuntimeWarning, stacklevel=3)
+        _numba_missing[family] = str(error)
+        return importlib.import_module(f"{__name__}.{family}_numpy")
 
 
 def output_size(size, kernel, stride, padding, dilation=1):

@@ -12,30 +12,45 @@ Why a BLAS of its own:
   calls SciPy's, which is often older: here (SciPy 1.17's OpenBLAS 0.3.30, one core, float32) it
   takes 0.61 ms for the MNIST CNN's second convolution's product of one thread's half batch of
   1,000 images, (16, 72) @ (72, 13,916), and this one 0.41 ms; (8, 9) @ (9, 55,664), the first
-  layer's, 0.24 against 0.16 ms.
+  layer's, 0.24 against 0.16 ms. (NumPy's own OpenBLAS 0.3.31 was as fast as 0.3.34 on one
+  thread; hence ``scipy-openblas32>=0.3.31``.)
+
+How it stays private: the package is located, not imported (importing ``scipy_openblas32`` loads
+the library with global symbols, and SciPy's extension modules imported later would then bind
+their ``scipy_dgemm_`` to this single-threaded copy), and the file is loaded with local symbols.
+threadpoolctl sees it like any other OpenBLAS: ``threadpool_limits(n, user_api="blas")`` sets
+this copy to n threads too, and tinynet's products then compete with numba's threads again.
 
 How numba calls it: the library's CBLAS functions are registered with LLVM under names of our
 own (``llvmlite.binding.add_symbol``) and declared to numba as external functions, which
 compiled code calls by name. Cached kernels (``cache=True``) keep working in a new process
 because the names are resolved again when the cache is loaded, after this module has registered
-them at their new addresses.
+them at their new addresses. (numba caches a caller with the code of the jitted functions it
+calls, and checks only the caller's own file: after editing ``gemm`` in a source checkout,
+delete the ``__pycache__`` folders of the modules that call it.)
 """
 import ctypes
+import importlib.util
 import os
 
 import llvmlite.binding
 import numpy as np
-import scipy_openblas32
 from numba import njit, types
+from numba.extending import overload
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS_ORDER and CBLAS_TRANSPOSE values from cblas.h
 
 
 def library_path(folder=None):
     """The shared library of ``scipy-openblas32`` (.so, .dylib or .dll) in ``folder``, by default
-    the wheel's lib folder. (Its ``get_library()`` names the .lib import library on Windows.)"""
-    folder = folder or scipy_openblas32.get_lib_dir()
-    for name in sorted(os.listdir(folder)):
+    the installed wheel's lib folder, found without importing the package (see above). (The
+    package's ``get_library()`` names the .lib import library on Windows.)"""
+    if folder is None:
+        spec = importlib.util.find_spec("scipy_openblas32")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("tinynet: the numba kernels need scipy-openblas32: pip install scipy-openblas32")
+        folder = os.path.join(spec.submodule_search_locations[0], "lib")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         if name.startswith("libscipy_openblas") and name.endswith((".so", ".dylib", ".dll")):
             return os.path.join(folder, name)
     raise ImportError(f"tinynet: no OpenBLAS library (libscipy_openblas.so, .dylib or .dll) in {folder}; "
@@ -45,7 +60,7 @@ def library_path(folder=None):
 def _load():
     """The OpenBLAS of ``scipy-openblas32``, set to one thread; its CBLAS gemm registered with
     LLVM as ``tinynet_cblas_sgemm`` and ``tinynet_cblas_dgemm``."""
-    library = ctypes.CDLL(library_path())
+    library = ctypes.CDLL(library_path(), mode=getattr(os, "RTLD_LOCAL", 0))
     library.scipy_openblas_set_num_threads(1)
     for name in ("sgemm", "dgemm"):
         function = getattr(library, "scipy_cblas_" + name)
@@ -68,6 +83,16 @@ _sgemm = _cblas_gemm("tinynet_cblas_sgemm", types.float32)
 _dgemm = _cblas_gemm("tinynet_cblas_dgemm", types.float64)
 
 
+def _one_real_dtype(a, b, out):
+    """Whether a, b and out all hold float32, or all float64 (decided when numba compiles the caller)."""
+
+
+@overload(_one_real_dtype)
+def _one_real_dtype_typed(a, b, out):
+    same = a.dtype == b.dtype == out.dtype and isinstance(out.dtype, types.Float) and out.dtype.bitwidth in (32, 64)
+    return lambda a, b, out: same
+
+
 @njit(cache=True)
 def gemm(a, b, out):
     """out (M, N) <- a (M, K) @ b (K, N), on the calling thread.
@@ -78,10 +103,12 @@ def gemm(a, b, out):
     n = b.shape[1]
     if not (a.flags.c_contiguous or a.flags.f_contiguous) or not (b.flags.c_contiguous or b.flags.f_contiguous):
         raise ValueError("blas.gemm: a and b must each be C- or F-contiguous")
-    if not out.flags.c_contiguous or out.shape != (m, n) or b.shape[0] != k:
-        raise ValueError("blas.gemm: shapes must be a (M, K), b (K, N) and out (M, N), out C-contiguous")
-    if a.itemsize != out.itemsize or b.itemsize != out.itemsize:
-        raise ValueError("blas.gemm: a, b and out must have one dtype")
+    if out.shape != (m, n) or b.shape[0] != k:
+        raise ValueError("blas.gemm: shapes must be a (M, K), b (K, N) and out (M, N)")
+    if not out.flags.c_contiguous:
+        raise ValueError("blas.gemm: out must be C-contiguous")
+    if not _one_real_dtype(a, b, out):
+        raise ValueError("blas.gemm: a, b and out must have one dtype, float32 or float64")
     if max(m, n, k) >= 2**31:
         raise ValueError("blas.gemm: the 32-bit BLAS takes dimensions below 2**31")
     if m == 0 or n == 0:

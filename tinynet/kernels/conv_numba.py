@@ -122,19 +122,17 @@ def _parts(x, kernel_size, out_hw):
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
-    n = x.shape[0]
     out_channels, _, kh, kw = weight.shape
     out_hw = output_hw(x.shape, (kh, kw), stride, padding, dilation)
-    y = np.empty((n, out_channels) + out_hw, dtype=x.dtype)
+    y = np.empty((len(x), out_channels) + out_hw, dtype=x.dtype)
     parts = _parts(x, (kh, kw), out_hw)
     if keep_columns:
         cols = np.empty(_column_count(x.shape, (kh, kw), out_hw), dtype=x.dtype)
     else:
         cols = np.empty(0, dtype=x.dtype)
-    if n:  # an empty batch has nothing to convolve (and BLAS no product of width 0)
-        bias = np.zeros(out_channels, x.dtype) if bias is None else bias
-        _forward_jit(np.ascontiguousarray(x), _grouped(weight, groups), bias, y, cols, parts,
-                     kh, kw, *stride, *padding, *dilation)
+    bias = np.zeros(out_channels, x.dtype) if bias is None else bias
+    _forward_jit(np.ascontiguousarray(x), _grouped(weight, groups), bias, y, cols, parts,
+                 kh, kw, *stride, *padding, *dilation)
     return y, ((cols, parts) if keep_columns else None)
 
 
@@ -142,18 +140,15 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
     out_channels, _, kh, kw = weight.shape
     grouped = weight.reshape(groups, out_channels // groups, -1)
     grad_x = np.empty(x.shape if need_input_grad else (0, 1, 1, 1), dtype=grad_y.dtype)
-    if len(x) == 0:  # nothing to sum, and BLAS no product of width 0
-        grad_w, grad_b = np.zeros((1,) + grouped.shape, grad_y.dtype), np.zeros((1, out_channels), grad_y.dtype)
+    if columns is None:  # the forward kept none: each part makes its own again
+        cols, parts = np.empty(0, dtype=x.dtype), _parts(x, (kh, kw), grad_y.shape[2:])
     else:
-        if columns is None:  # the forward kept none: each part makes its own again
-            cols, parts = np.empty(0, dtype=x.dtype), _parts(x, (kh, kw), grad_y.shape[2:])
-        else:
-            cols, parts = columns
-        grad_w = np.empty((parts,) + grouped.shape, dtype=grad_y.dtype)
-        grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
-        weight_t = np.ascontiguousarray(grouped.transpose(0, 2, 1))
-        _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), weight_t, cols, grad_x, grad_w, grad_b,
-                      parts, kh, kw, *stride, *padding, *dilation)
+        cols, parts = columns
+    grad_w = np.empty((parts,) + grouped.shape, dtype=grad_y.dtype)
+    grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
+    weight_t = np.ascontiguousarray(grouped.transpose(0, 2, 1))
+    _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), weight_t, cols, grad_x, grad_w, grad_b,
+                  parts, kh, kw, *stride, *padding, *dilation)
     return (grad_x if need_input_grad else None,
             grad_w.sum(axis=0).reshape(weight.shape),
             grad_b.sum(axis=0) if need_bias_grad else None)

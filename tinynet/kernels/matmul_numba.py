@@ -62,11 +62,15 @@ def _parts(work, length):
     return 1 if work < PARALLEL_WORK else batch_parts(length)
 
 
+def _common_dtype(a, b):
+    """a and b in their common dtype, as NumPy's product would compute in (BLAS takes one)."""
+    dtype = np.result_type(a, b)
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
 def matmul(a, b):
-    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-    if not (out.size and a.shape[1]):  # BLAS has no product of size 0; the sum over an empty axis is 0
-        out[:] = 0
-        return out
+    a, b = _common_dtype(a, b)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     parts = _parts(out.size * a.shape[1], a.shape[0])
     if parts > 1 and a.shape[0] < MIN_PART_ROWS * parts and b.flags.f_contiguous:
         out_t = np.empty((b.shape[1], a.shape[0]), dtype=out.dtype)
@@ -80,11 +84,9 @@ def matmul(a, b):
 
 
 def matmul_tn(a, b):
+    a, b = _common_dtype(a, b)
     parts = _parts(a.size * b.shape[1], a.shape[0])
-    out = np.empty((a.shape[1], b.shape[1]), dtype=np.result_type(a, b))
-    if not (out.size and a.shape[0]):
-        out[:] = 0
-        return out
+    out = np.empty((a.shape[1], b.shape[1]), dtype=a.dtype)
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     if parts > 1 and a.shape[0] < MIN_PART_ROWS * parts:
         _matmul_tn_columns_parallel_jit(a, b, out, batch_parts(a.shape[1]))
