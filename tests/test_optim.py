@@ -193,14 +193,16 @@ def test_axpby_paths_round_exactly_like_numpy(dtype, shape, a, b, seed):
 @settings(max_examples=40, deadline=None)
 @given(
     dtype=dtypes, cls=st.sampled_from([Adam, AdamW]), amsgrad=st.booleans(),
-    weight_decay=st.sampled_from([0.0, 1e-2]), lr=st.floats(1e-4, 1e-1), seed=st.integers(0, 2**16),
+    weight_decay=st.sampled_from([0.0, 1e-2, 1e-50]), lr=st.floats(1e-4, 1e-1), seed=st.integers(0, 2**16),
 )
 def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight_decay, lr, seed):
     """Five steps with the compiled loop (C-contiguous NumPy arrays) and with the array code (the
     path CuPy and strided arrays take) leave the same parameters and state, bit for bit, also
-    when gradients hold zeros, NaN and inf."""
+    when gradients hold zeros, NaN and inf, for a 0-d parameter, and for a weight decay that
+    rounds to 0 in float32 next to an infinite weight."""
     rng = np.random.default_rng(seed)
-    start = [rng.standard_normal(shape).astype(dtype) for shape in [(3, 4), (5,)]]
+    start = [rng.standard_normal(shape).astype(dtype) for shape in [(3, 4), (5,), ()]]
+    start[1][4] = np.inf
     grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(5)]
     grads[1][0][0, :3] = [0.0, np.nan, np.inf]
     grads[3][1][2] = -np.inf
@@ -221,6 +223,22 @@ def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight
         array_code_results = train(False)
     for looped, array_code in zip(train(True), array_code_results):
         np.testing.assert_array_equal(looped, array_code)
+
+
+@pytest.mark.parametrize("cls, kwargs", [(SGD, dict(lr=0.1, momentum=0.9)), (Adam, dict(lr=0.1, amsgrad=True))])
+def test_float16_parameters_take_the_array_code(cls, kwargs):
+    """numba does not compute in float16: the compiled loops must not be offered it."""
+    start, grad = np.linspace(-1, 1, 6, dtype=np.float16), np.linspace(0.5, -0.5, 6, dtype=np.float16)
+    param = tn.Parameter(start.copy())
+    optimizer = cls([param], **kwargs)
+    param.grad = grad
+    optimizer.step()
+    torch_param = torch.nn.Parameter(torch.from_numpy(start.astype(np.float32)))
+    torch_optimizer = TORCH_CLASSES[cls]([torch_param], **kwargs)
+    torch_param.grad = torch.from_numpy(grad.astype(np.float32))
+    torch_optimizer.step()
+    assert param.data.dtype == np.float16
+    np.testing.assert_allclose(param.data, torch_param.detach().numpy(), rtol=2e-3, atol=2e-3)
 
 
 # --- dtypes --------------------------------------------------------------------------------

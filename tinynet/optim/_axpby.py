@@ -30,7 +30,8 @@ def compiled(loop):
     """``loop`` compiled by numba, once (numba is imported on first use, so ``import tinynet``
     stays light). With NumPy's error model a division by zero gives inf or NaN, as in the array
     code, instead of raising; Python's adds a test to every division, which keeps LLVM from
-    vectorising the loop (Adam's loop on the MNIST MLP: 2.2 ms scalar, 0.32 ms vectorised)."""
+    vectorising the loop (Adam's loop alone over 670k float32 values: 2.2 ms scalar, 0.32 ms
+    vectorised)."""
     if loop not in _compiled:
         from numba import njit
 
@@ -39,11 +40,13 @@ def compiled(loop):
 
 
 def loop_applies(*arrays):
-    """Whether a compiled loop can take these arrays: NumPy arrays of one shape and dtype, all
-    C-contiguous (anything else, CuPy arrays or strided views, takes the array expressions)."""
+    """Whether a compiled loop can take these arrays: NumPy arrays of one shape and dtype, float32
+    or float64, all C-contiguous (anything else, CuPy arrays, strided views or float16, which numba
+    does not compute in, takes the array expressions)."""
     first = arrays[0]
-    return all(type(a) is np.ndarray and a.shape == first.shape and a.dtype == first.dtype and a.flags.c_contiguous
-               for a in arrays)
+    return type(first) is np.ndarray and first.dtype in (np.float32, np.float64) and all(
+        type(a) is np.ndarray and a.shape == first.shape and a.dtype == first.dtype and a.flags.c_contiguous
+        for a in arrays)
 
 
 def axpby(a, x, b, y):

@@ -85,9 +85,10 @@ class Adam(Optimizer):
             # parameters 74 -> 20 us a step, most of it the Python calls the loop saves.
             scalar = p.dtype.type
             compiled(adam_loop)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                (v_max if self.amsgrad else p[:0]).reshape(-1), scalar(decay), scalar(1.0 - beta1),
-                                scalar(beta1), scalar(1.0 - beta2), scalar(beta2), scalar(bias_correction2_sqrt),
-                                scalar(self.eps), scalar(-lr / bias_correction1), scalar(shrink))
+                                (v_max if self.amsgrad else p).reshape(-1)[:p.size if self.amsgrad else 0],
+                                decay != 0, scalar(decay), scalar(1.0 - beta1), scalar(beta1), scalar(1.0 - beta2),
+                                scalar(beta2), scalar(bias_correction2_sqrt), scalar(self.eps),
+                                scalar(-lr / bias_correction1), scalar(shrink))
             return
 
         # `decayed` may hold the decayed gradient (the caller's gradient is never written);
@@ -109,14 +110,15 @@ class Adam(Optimizer):
         axpby(-lr / bias_correction1, work, shrink, p)
 
 
-def adam_loop(p, g, m, v, v_max, decay, one_minus_beta1, beta1, one_minus_beta2, beta2, bias_correction2_sqrt, eps,
-              step_size, shrink):
+def adam_loop(p, g, m, v, v_max, decays, decay, one_minus_beta1, beta1, one_minus_beta2, beta2, bias_correction2_sqrt,
+              eps, step_size, shrink):
     """The update above as one loop over flat arrays, which numba compiles (``v_max`` is empty
-    without amsgrad). The scalars come in the arrays' dtype and every operation rounds as the
-    array code's does (no fused multiply-add), so both paths give the same bits."""
+    without amsgrad; ``decays``: whether L2 weight decay applies). The scalars come in the arrays'
+    dtype and every operation rounds as the array code's does (no fused multiply-add), so both
+    paths give the same bits."""
     for i in range(p.size):
         grad = g[i]
-        if decay != 0:
+        if decays:
             grad = decay * p[i] + grad
         m[i] = one_minus_beta1 * grad + beta1 * m[i]
         v[i] = one_minus_beta2 * (grad * grad) + beta2 * v[i]
