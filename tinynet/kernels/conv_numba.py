@@ -67,13 +67,13 @@ def _forward_loops(x, weight, bias, y, cols, parts, kh, kw, sh, sw, ph, pw, dh, 
         _convolve_part(rows(x, lo, hi), weight, bias, rows(y, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
 
 
-def _backward_loops(grad_y, x, weight_t, cols, grad_x, grad_w, grad_b, parts, kh, kw, sh, sw, ph, pw, dh, dw):
+def _backward_loops(grad_y, x, weight, cols, grad_x, grad_w, grad_b, parts, kh, kw, sh, sw, ph, pw, dh, dw):
     """For each part p: grad_w[p] (G, O/G, C/G*KH*KW) and grad_b[p] (O,) of its samples, and, if
-    grad_x is not empty, grad_x (N, C, H, W). weight_t is the grouped weight transposed,
-    (G, C/G*KH*KW, O/G); cols the flat columns the forward kept, or empty if it kept none: then
-    each part makes its own again from x (N, C, H, W)."""
+    grad_x is not empty, grad_x (N, C, H, W). weight is grouped, (G, O/G, C/G*KH*KW); cols the
+    flat columns the forward kept, or empty if it kept none: then each part makes its own again
+    from x (N, C, H, W)."""
     n, out_channels, out_h, out_w = grad_y.shape
-    groups, group_rows, group_out = weight_t.shape
+    groups, group_out, group_rows = weight.shape
     col_rows, plane = groups * group_rows, out_h * out_w
     for p in prange(parts):
         lo, hi = part(n, parts, p)
@@ -92,7 +92,7 @@ def _backward_loops(grad_y, x, weight_t, cols, grad_x, grad_w, grad_b, parts, kh
         if grad_x.size:
             grad_cols = np.empty((col_rows, columns), dtype=grad_y.dtype)
             for g in range(groups):
-                gemm(weight_t[g], grad_t[g], rows(grad_cols, g * group_rows, (g + 1) * group_rows))
+                gemm(weight[g].T, grad_t[g], rows(grad_cols, g * group_rows, (g + 1) * group_rows))
             channels = grad_x.shape[1]
             _col2im_jit(grad_cols.reshape(channels, kh, kw, hi - lo, out_h, out_w), rows(grad_x, lo, hi),
                         kh, kw, sh, sw, ph, pw, dh, dw)
@@ -105,6 +105,7 @@ _backward_jit = njit(cache=True, parallel=True)(_backward_loops)
 
 
 def _grouped(weight, groups):
+    """weight (O, C/G, KH, KW) as (G, O/G, C/G*KH*KW), C-contiguous."""
     return np.ascontiguousarray(weight.reshape(groups, weight.shape[0] // groups, -1))
 
 
@@ -138,7 +139,7 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
 
 def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
     out_channels, _, kh, kw = weight.shape
-    grouped = weight.reshape(groups, out_channels // groups, -1)
+    grouped = _grouped(weight, groups)
     grad_x = np.empty(x.shape if need_input_grad else (0, 1, 1, 1), dtype=grad_y.dtype)
     if columns is None:  # the forward kept none: each part makes its own again
         cols, parts = np.empty(0, dtype=x.dtype), _parts(x, (kh, kw), grad_y.shape[2:])
@@ -146,8 +147,7 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
         cols, parts = columns
     grad_w = np.empty((parts,) + grouped.shape, dtype=grad_y.dtype)
     grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
-    weight_t = np.ascontiguousarray(grouped.transpose(0, 2, 1))
-    _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), weight_t, cols, grad_x, grad_w, grad_b,
+    _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), grouped, cols, grad_x, grad_w, grad_b,
                   parts, kh, kw, *stride, *padding, *dilation)
     return (grad_x if need_input_grad else None,
             grad_w.sum(axis=0).reshape(weight.shape),

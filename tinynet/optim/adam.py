@@ -81,12 +81,13 @@ class Adam(Optimizer):
         decay = 0.0 if self.decoupled_weight_decay else self.weight_decay
 
         if loop_applies(p, g, m, v, *([v_max] if self.amsgrad else [])):
-            # One pass over memory instead of eight array operations: on the MNIST CNN's six
-            # parameters 74 -> 20 us a step, most of it the Python calls the loop saves.
+            # One pass over memory instead of eight array operations: Adam's step on the MNIST MLP's 670k
+            # parameters 0.87 -> 0.53 ms (on the CNN's six small ones Python calls dominate:
+            # 74 -> 67-71 us).
             scalar = p.dtype.type
-            compiled(adam_loop)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                (v_max if self.amsgrad else p).reshape(-1)[:p.size if self.amsgrad else 0],
-                                decay != 0, scalar(decay), scalar(1.0 - beta1), scalar(beta1), scalar(1.0 - beta2),
+            v_max_flat = v_max.reshape(-1) if self.amsgrad else p.reshape(-1)[:0]  # empty: no amsgrad
+            compiled(adam_loop)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), v_max_flat, decay != 0,
+                                scalar(decay), scalar(1.0 - beta1), scalar(beta1), scalar(1.0 - beta2),
                                 scalar(beta2), scalar(bias_correction2_sqrt), scalar(self.eps),
                                 scalar(-lr / bias_correction1), scalar(shrink))
             return
