@@ -220,4 +220,4 @@ def test_bad_arguments_are_refused_and_a_failing_pass_changes_nothing():
     with pytest.raises(ValueError, match="expected input.* to have 1 channels, but got 3 channels instead"):
         tn.summary(model, (1, 3, 28, 28))
     assert all(m._cache is None for m in model.modules())
-    assert tn.nn.Module.__call__.__qualname__ == "Module.__call__"  # the instruments are off again
+    assert not hasattr(tn.nn.Module.__call__, "__wrapped__")  # the instruments are off again
