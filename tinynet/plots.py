@@ -1,4 +1,5 @@
-"""Figures for training runs: learning curves, predictions, the confusion matrix, conv filters.
+"""Figures for training runs: learning curves, predictions, the confusion matrix, conv filters,
+the gradient flow recorded by ``fit(..., record="grad_norms")``.
 
 Each function returns a ``matplotlib.figure.Figure`` and, given ``path``, saves it as a
 PNG. Figures are built with the object-oriented API and drawn by the Agg renderer,
