@@ -56,7 +56,7 @@ def main():
         history = tn.fit(model, tn.CrossEntropyLoss(), tn.optim.SGD(model.parameters(), lr=0.1), loader,
                          record="grad_norms", record_every=10, progress=False)
         test = tn.evaluate(model, tn.CrossEntropyLoss(), tn.data.DataLoader(x_test, y_test, batch_size=1000))
-        g_first, g_last = np.array(history[f"grad_norm/{first}"]), np.array(history[f"grad_norm/{last}"])
+        g_first, g_last = np.array(history[f"grad_norm:{first}"]), np.array(history[f"grad_norm:{last}"])
         print(f"{name:>7}: step 1 |grad {first}| {g_first[0]:.3g}, |grad {last}| {g_last[0]:.3g}, "
               f"ratio {g_first[0] / g_last[0]:.2g}; median over {len(g_first)} recorded steps ratio "
               f"{np.median(g_first / g_last):.2g}; after {args.steps} steps train loss {history['loss'][-1]:.3f}, "

@@ -214,15 +214,15 @@ def test_recorded_norms_equal_a_hand_computation():
             if (step - 1) % 3 == 0:
                 expected.setdefault("record_step", []).append(step)
                 for name, p in hand.named_parameters():
-                    expected.setdefault(f"grad_norm/{name}", []).append(l2(p.grad))
+                    expected.setdefault(f"grad_norm:{name}", []).append(l2(p.grad))
                 h = xb
                 for path, module in leaves:
                     h = module(h)
-                    expected.setdefault(f"output_norm/{path}", []).append(l2(h))
+                    expected.setdefault(f"output_norm:{path}", []).append(l2(h))
             optimizer.step()
             optimizer.zero_grad()
     assert expected["record_step"] == [1, 4, 7, 10]
-    recorded = {key: value for key, value in history.items() if key.startswith(("grad_norm/", "output_norm/", "record_"))}
+    recorded = {key: value for key, value in history.items() if key.startswith(("grad_norm:", "output_norm:", "record_"))}
     assert sorted(recorded) == sorted(expected)
     for key, values in expected.items():
         np.testing.assert_allclose(recorded[key], values, rtol=1e-6, err_msg=key)
@@ -254,3 +254,24 @@ def test_gradient_flow_draws_every_parameter_and_layer_on_a_log_scale(tmp_path):
     np.testing.assert_array_equal(gradients.get_lines()[0].get_xdata(), history["record_step"])
     with pytest.raises(ValueError, match=r"gradient_flow: the history holds no recorded norms; .*record='grad_norms'"):
         gradient_flow({"loss": [1.0]})
+
+
+def test_recorded_norms_survive_a_checkpoint_and_a_resumed_run_continues_them(tmp_path):
+    from tinynet.callbacks import ModelCheckpoint
+
+    x, y = blobs(n=30)
+
+    def run(epochs, resume=False, checkpoint=True):
+        tn.manual_seed(0)
+        model = tn.Sequential(tn.Linear(4, 8), tn.Tanh(), tn.Linear(8, 3))
+        path = tmp_path / "run.npz"
+        return fit(model, tn.CrossEntropyLoss(), tn.optim.SGD(model.parameters(), lr=0.1),
+                   DataLoader(x, y, batch_size=10), epochs=epochs, record="grad_norms", record_every=2,
+                   callbacks=[ModelCheckpoint(path)] if checkpoint else [], resume_from=path if resume else None,
+                   progress=False)
+
+    straight = run(3, checkpoint=False)
+    run(1)
+    resumed = run(3, resume=True)
+    assert resumed["record_step"] == straight["record_step"] == [1, 3, 5, 7, 9]
+    assert resumed == straight

@@ -262,8 +262,8 @@ class StepMonitor:
     ``start_step`` comes before the forward pass, ``end_step`` after backward and before the
     optimizer's step (while the gradients are there), ``close`` when training ends or fails.
     On a recorded step (steps 1, 1 + every, 1 + 2*every, ... counted over all epochs),
-    ``end_step`` appends to the history ``record_step`` (the step), ``grad_norm/<parameter>``
-    for every parameter and ``output_norm/<layer>`` for every layer without children.
+    ``end_step`` appends to the history ``record_step`` (the step), ``grad_norm:<parameter>``
+    for every parameter and ``output_norm:<layer>`` for every layer without children.
     """
 
     def __init__(self, detect_anomaly=False, record=None, record_every=1):
@@ -295,9 +295,9 @@ class StepMonitor:
             history.setdefault("record_step", []).append(float(self.steps))
             for name, param in state.model.named_parameters():
                 norm = math.nan if param.grad is None else l2_norm(param.grad)
-                history.setdefault(f"grad_norm/{name}", []).append(norm)
+                history.setdefault(f"grad_norm:{name}", []).append(norm)
             for path, norm in self._norms.norms.items():
-                history.setdefault(f"output_norm/{path}", []).append(norm)
+                history.setdefault(f"output_norm:{path}", []).append(norm)
             self._norms = None
 
     def close(self):

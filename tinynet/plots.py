@@ -195,8 +195,8 @@ def gradient_flow(history, path=None, title=None):
     the input show as dark lines far below light ones.
 
     Args:
-        history: what ``fit`` returned, with ``record_step``, ``grad_norm/<parameter>`` and
-            ``output_norm/<layer>`` entries.
+        history: what ``fit`` returned, with ``record_step``, ``grad_norm:<parameter>`` and
+            ``output_norm:<layer>`` entries.
         path: where to save the PNG (optional).
         title: a title for the figure (optional).
     """
@@ -204,7 +204,7 @@ def gradient_flow(history, path=None, title=None):
     if not steps:
         raise ValueError("gradient_flow: the history holds no recorded norms; train with "
                          f"fit(..., record='grad_norms') (keys: {sorted(history)})")
-    panels = [("grad_norm/", "gradient norm per parameter"), ("output_norm/", "output norm per layer")]
+    panels = [("grad_norm:", "gradient norm per parameter"), ("output_norm:", "output norm per layer")]
     figure = _figure(10, 3.8)
     for ax, (prefix, label) in zip(figure.subplots(1, 2, squeeze=False)[0], panels):
         names = [key for key in history if key.startswith(prefix)]

@@ -353,7 +353,7 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
         The history, ``{name: [one float per epoch]}`` with names ``loss``, ``accuracy``,
         ``val_loss``, ``val_accuracy`` (those that apply) and ``lr`` (the learning rate at the
         start of the epoch); with ``record``, also ``{name: [one float per recorded step]}`` for
-        ``record_step``, ``grad_norm/<parameter>`` and ``output_norm/<layer>``.
+        ``record_step``, ``grad_norm:<parameter>`` and ``output_norm:<layer>``.
 
     Raises:
         NonFiniteLossError: the loss became NaN or inf; the message names the epoch and step,
