@@ -19,7 +19,10 @@ from . import optim
 from . import kernels
 from . import losses, testing
 from . import augment, callbacks, metrics, schedules, train
+from . import debug
 from .train import evaluate, fit, predict
+from .debug import NonFiniteError, detect_anomaly
+from .model_summary import summary
 from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
 from .nn import (
     Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
@@ -47,4 +50,6 @@ __all__ = [
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
     # training
     "train", "fit", "evaluate", "predict", "metrics", "schedules", "callbacks", "augment",
+    # seeing inside a network
+    "debug", "summary", "detect_anomaly", "NonFiniteError",
 ]

@@ -1,4 +1,5 @@
-"""Figures for training runs: learning curves, predictions, the confusion matrix, conv filters.
+"""Figures for training runs: learning curves, predictions, the confusion matrix, conv filters,
+the gradient flow recorded by ``fit(..., record="grad_norms")``.
 
 Each function returns a ``matplotlib.figure.Figure`` and, given ``path``, saves it as a
 PNG. Figures are built with the object-oriented API and drawn by the Agg renderer,
@@ -186,5 +187,45 @@ def plot_filters(weights, path=None):
     return _finish(figure, path)
 
 
-__all__ = ["plot_history", "plot_predictions", "plot_confusion_matrix", "plot_filters", "first_conv_weight",
+def gradient_flow(history, path=None, title=None):
+    """The norms ``fit(..., record="grad_norms")`` recorded, per layer over the steps, on a log scale.
+
+    Left: the L2 norm of each parameter's gradient; right: of each layer's output. Lines are
+    coloured from the first layer (dark) to the last (light), so gradients that vanish towards
+    the input show as dark lines far below light ones.
+
+    Args:
+        history: what ``fit`` returned, with ``record_step``, ``grad_norm:<parameter>`` and
+            ``output_norm:<layer>`` entries.
+        path: where to save the PNG (optional).
+        title: a title for the figure (optional).
+    """
+    steps = history.get("record_step")
+    if not steps:
+        raise ValueError("gradient_flow: the history holds no recorded norms; train with "
+                         f"fit(..., record='grad_norms') (keys: {sorted(history)})")
+    panels = [("grad_norm:", "gradient norm per parameter"), ("output_norm:", "output norm per layer")]
+    figure = _figure(10, 3.8)
+    for ax, (prefix, label) in zip(figure.subplots(1, 2, squeeze=False)[0], panels):
+        names = [key for key in history if key.startswith(prefix)]
+        colors = _colormap("viridis")(np.linspace(0, 0.9, max(len(names), 1)))
+        for name, color in zip(names, colors):
+            ax.plot(steps, history[name], "-", color=color, label=name[len(prefix):])
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(label)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, ncol=2 if len(names) > 8 else 1)
+    if title is not None:
+        figure.suptitle(title)
+    return _finish(figure, path)
+
+
+def _colormap(name):
+    from matplotlib import colormaps
+
+    return colormaps[name]
+
+
+__all__ = ["plot_history", "gradient_flow", "plot_predictions", "plot_confusion_matrix", "plot_filters", "first_conv_weight",
            "CORRECT_COLOR", "WRONG_COLOR"]

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import metrics
 from .backend import get_array_module
+from .debug import StepMonitor
 from .rng import default_generator
 from .serialization import load, save
 
@@ -255,16 +256,21 @@ def load_checkpoint(path, state):
     return state.restore(load(path), where=f"load_checkpoint({path!r})")
 
 
-def _train_epoch(state, accuracy, threshold, bar):
-    """One pass over the training loader; returns ``{"loss": ..., "accuracy": ...}``."""
+def _train_epoch(state, accuracy, threshold, bar, monitor=None):
+    """One pass over the training loader; returns ``{"loss": ..., "accuracy": ...}``.
+    ``monitor``: a ``tinynet.debug.StepMonitor`` to run around each step, or None."""
     model, loss_fn, optimizer, scheduler = state.model, state.loss_fn, state.optimizer, state.scheduler
     step_schedule = scheduler is not None and scheduler.interval == "step"
     running = _Running(loss_fn, accuracy, threshold)
     for step, batch in enumerate(state.train_loader, start=1):
         x, y = _split(batch, "fit")
+        if monitor is not None:
+            monitor.start_step(state, step)
         output = model(x)
         loss = _checked_loss(state, output, y, step)
         model.backward_parameters(loss_fn.backward())
+        if monitor is not None:
+            monitor.end_step(state)  # before the optimizer's step, while the gradients are there
         optimizer.step()
         optimizer.zero_grad()
         if step_schedule:
@@ -312,7 +318,8 @@ def _holds_non_finite(array):
 
 
 def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, callbacks=(), accuracy="argmax",
-        threshold=0.5, scheduler=None, resume_from=None, progress=True):
+        threshold=0.5, scheduler=None, resume_from=None, progress=True, detect_anomaly=False, record=None,
+        record_every=1):
     """Train ``model`` for ``epochs`` epochs and return the per-epoch history.
 
     Args:
@@ -335,21 +342,31 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
         resume_from: path of a checkpoint written by ``ModelCheckpoint``/``save_checkpoint`` for
             this same set-up: training continues after its last finished epoch, bit for bit.
         progress: draw a tqdm progress bar per epoch with the running loss and accuracy.
+        detect_anomaly: check every module's output and gradients in every training step, and raise
+            ``tinynet.NonFiniteError`` naming the module, the epoch and the step at the first NaN
+            or inf, before the optimizer changes any weight (``tinynet.detect_anomaly``).
+        record: ``"grad_norms"`` to record, every ``record_every`` steps (counted over all epochs,
+            from the first), the L2 norm of each parameter's gradient and of each layer's output
+            into the history (``tinynet.debug.StepMonitor``; ``tinynet.plots.gradient_flow`` draws them).
 
     Returns:
         The history, ``{name: [one float per epoch]}`` with names ``loss``, ``accuracy``,
         ``val_loss``, ``val_accuracy`` (those that apply) and ``lr`` (the learning rate at the
-        start of the epoch).
+        start of the epoch); with ``record``, also ``{name: [one float per recorded step]}`` for
+        ``record_step``, ``grad_norm:<parameter>`` and ``output_norm:<layer>``.
 
     Raises:
         NonFiniteLossError: the loss became NaN or inf; the message names the epoch and step,
             and the weights are those from before that step.
+        NonFiniteError: with ``detect_anomaly``, the first module whose output or gradient holds a
+            NaN or an inf; the weights are those from before that step.
     """
     metrics.check_accuracy_kind("fit", accuracy)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
     if scheduler is not None and scheduler.optimizer is not optimizer:
         raise ValueError("fit: the scheduler was built for a different optimizer than the one passed to fit")
+    monitor = StepMonitor(detect_anomaly, record, record_every) if detect_anomaly or record is not None else None
     state = TrainingState(model, loss_fn, optimizer, scheduler, train_loader, val_loader, int(epochs))
     if resume_from is not None:
         load_checkpoint(resume_from, state)
@@ -368,13 +385,15 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
             total = len(train_loader) if hasattr(train_loader, "__len__") else None
             bar = progress_bar(total, f"epoch {state.epoch + 1}/{state.epochs}", progress)
             try:
-                logs = _train_epoch(state, accuracy, threshold, bar)
+                logs = _train_epoch(state, accuracy, threshold, bar, monitor)
                 if val_loader is not None:
                     logs.update({f"val_{key}": value for key, value in
                                  evaluate(model, loss_fn, val_loader, accuracy, threshold).items()})
                 if bar is not None:
                     bar.set_postfix(_postfix(logs))
             finally:
+                if monitor is not None:
+                    monitor.close()
                 if bar is not None:
                     bar.close()
             logs["lr"] = lr

@@ -22,6 +22,7 @@ and 6.6 ms, 1 MiB 2.6 and 5.0 ms, 256 KiB 2.2 and 4.9 ms, 64 KiB 2.3 and 5.5 ms.
 step at batch 60, 256 KiB parts instead of one per thread saved 0.1 to 0.2 ms of 2.0 (the
 same process alternating the two, 12 rounds of 200 steps: faster in 9 to 11).
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -117,9 +118,25 @@ def _column_count(x_shape, kernel_size, out_hw):
 def _parts(x, kernel_size, out_hw):
     """How many parts the batch x is split into: about CHUNK_COLUMN_BYTES of columns each, a
     multiple of the threads (so that each thread gets as many), at most one per sample."""
-    threads = batch_parts(len(x))
-    chunks = -(-_column_count(x.shape, kernel_size, out_hw) * x.itemsize // CHUNK_COLUMN_BYTES)
-    return max(1, min(len(x), -(-chunks // threads) * threads))
+    return _part_count(x.shape, x.itemsize, kernel_size, out_hw)
+
+
+def _part_count(x_shape, itemsize, kernel_size, out_hw):
+    threads = batch_parts(x_shape[0])
+    chunks = -(-_column_count(x_shape, kernel_size, out_hw) * itemsize // CHUNK_COLUMN_BYTES)
+    return max(1, min(x_shape[0], -(-chunks // threads) * threads))
+
+
+def im2col_workspace_bytes(x_shape, kernel_size, out_hw, itemsize, keep_columns):
+    """Bytes of im2col columns ``conv2d_forward`` holds at once for an input of ``x_shape``: with
+    ``keep_columns`` the whole batch's (kept for backward), else one part's (the largest) per
+    thread, each thread making and dropping the columns of its parts one after another."""
+    columns = _column_count(x_shape, kernel_size, out_hw)
+    if keep_columns or x_shape[0] == 0:
+        return columns * itemsize
+    parts = _part_count(x_shape, itemsize, kernel_size, out_hw)
+    largest = -(-x_shape[0] // parts)  # samples in the largest part
+    return min(parts, numba.get_num_threads()) * columns // x_shape[0] * largest * itemsize
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):

@@ -76,3 +76,13 @@ def conv2d_backward(grad_y, x, cols, weight, stride, padding, dilation, groups, 
     grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)
     grad_x = kernels.col2im(grad_cols, x.shape, weight.shape[2:], stride, padding, dilation)
     return grad_x, grad_weight, grad_bias
+
+
+def im2col_workspace_bytes(x_shape, kernel_size, out_hw, itemsize, keep_columns):
+    """Bytes of im2col columns ``conv2d_forward`` holds at once for a CPU input of ``x_shape``: with
+    ``keep_columns`` the whole batch's, else one chunk's (``CHUNK_COLUMN_BYTES`` of whole samples,
+    at least one sample). (im2col also pads a copy of the input first when padding is not 0.)"""
+    per_sample = x_shape[1] * kernel_size[0] * kernel_size[1] * out_hw[0] * out_hw[1] * itemsize
+    if keep_columns:
+        return x_shape[0] * per_sample
+    return min(x_shape[0], max(1, CHUNK_COLUMN_BYTES // per_sample)) * per_sample
