@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import compare_module
+from helpers import assert_close, compare_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -327,7 +327,7 @@ def test_torch_weights_load_into_tinynet():
     x = np.random.default_rng(0).standard_normal((4, 3, 4)).astype(np.float32)
     with torch.no_grad():
         expected = reference(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
+    assert_close(model(x), expected, np.float32)
 
 
 def test_load_state_dict_reports_missing_extra_keys_and_wrong_shapes():
@@ -403,7 +403,7 @@ def test_model_to_float64_keeps_working():
     assert all(param.dtype == np.float64 for param in model.parameters())
     y64 = model(x)
     assert y64.dtype == np.float64
-    np.testing.assert_allclose(y64, y32, rtol=1e-5, atol=1e-6)
+    assert_close(y32, y64, np.float32)
     forward_backward(model, x)
     assert all(param.grad.dtype == np.float64 for param in model.parameters())
     with pytest.raises(TypeError, match="input dtype float32 does not match the parameters' dtype float64"):

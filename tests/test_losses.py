@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import tolerance
+from helpers import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,11 +78,10 @@ def compare_loss(tn_loss, torch_loss, output, target, dtype):
     expected = torch_loss(output_t, torch.from_numpy(target))
     expected.backward()
 
-    rtol, atol = tolerance(dtype)
     assert isinstance(value, float)
     assert grad.shape == output.shape and grad.dtype == dtype
-    np.testing.assert_allclose(value, expected.item(), rtol=rtol, atol=atol, err_msg="loss value")
-    np.testing.assert_allclose(grad, output_t.grad.numpy(), rtol=rtol, atol=atol, err_msg="gradient")
+    assert_close(value, expected.item(), dtype, "loss value")
+    assert_close(grad, output_t.grad.numpy(), dtype, "gradient")
     return value, grad
 
 

@@ -5,7 +5,7 @@ with their value, and a state dict (also through .npz) resumes training bit for 
 import numpy as np
 import pytest
 import torch
-from helpers import load_weights
+from helpers import assert_close, load_weights
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -63,12 +63,9 @@ def torch_step(model, optimizer, x, target, frozen=()):
 
 
 def assert_same_parameters(model, torch_model, dtype, step):
-    rtol, atol = PARAM_TOLERANCES[np.dtype(dtype).type]
     torch_params = dict(torch_model.named_parameters())
     for name, param in model.named_parameters():
-        np.testing.assert_allclose(
-            param.data, torch_params[name].detach().numpy(), rtol=rtol, atol=atol, err_msg=f"{name} after step {step}"
-        )
+        assert_close(param.data, torch_params[name].detach().numpy(), dtype, f"{name} after step {step}", PARAM_TOLERANCES)
 
 
 def check_against_torch(cls, kwargs, dtype, frozen_on_odd_steps=()):

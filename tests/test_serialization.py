@@ -74,13 +74,15 @@ def test_linear_model_saved_and_loaded_gives_identical_outputs(tmp_path):
 
 def test_torch_state_dict_converted_to_numpy_loads_into_tinynet(tmp_path):
     torch = pytest.importorskip("torch")
+    from helpers import assert_close
+
     torch.manual_seed(0)
     reference = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     save({key: value.detach().numpy() for key, value in reference.state_dict().items()}, tmp_path / "torch.npz")
     model = tinynet.Sequential(tinynet.Linear(6, 5), tinynet.ReLU(), tinynet.Linear(5, 3))
     model.load_state_dict(load(tmp_path / "torch.npz"))
     x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
-    np.testing.assert_allclose(model(x), reference(torch.from_numpy(x)).detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert_close(model(x), reference(torch.from_numpy(x)).detach().numpy(), np.float32)
 
 
 def test_failed_replace_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
