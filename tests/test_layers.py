@@ -346,8 +346,8 @@ def test_load_state_dict_reports_missing_extra_keys_and_wrong_shapes():
         model.load_state_dict(extra)
 
     wrong = dict(state, **{"1.weight": np.zeros((8, 13), np.float32)})
-    message = ("Error loading state_dict into Sequential: size mismatch for 1.weight: copying a parameter of shape "
-               "(8, 13), the parameter in the model has shape (8, 12)")
+    message = ("Error loading state_dict into Sequential: size mismatch for 1.weight: copying an array of shape "
+               "(8, 13) into one of shape (8, 12)")
     with pytest.raises(ValueError, match=re.escape(message)):
         model.load_state_dict(wrong)
     for value, old in zip(model.state_dict().values(), before):

@@ -385,7 +385,7 @@ def test_load_state_dict_accepts_what_np_load_returns(tmp_path):
     (lambda s: s.update({"state.0.momentum_buffer": np.zeros(3)}), KeyError,
      r"unexpected keys \['state.0.momentum_buffer'\]"),
     (lambda s: s.update({"state.0.exp_avg": np.zeros((5, 8), np.float32)}), ValueError,
-     r"size mismatch for state.0.exp_avg: copying an array of shape \(5, 8\), parameter 0 has shape \(8, 5\)"),
+     r"size mismatch for state.0.exp_avg: copying an array of shape \(5, 8\) into one of shape \(8, 5\)"),
     (lambda s: s.update({"lr": -1.0}), ValueError, r"Adam: Invalid learning rate: -1\.0"),
     (lambda s: s.update({"state.2.step": -3}), ValueError, r"state.2.step must be a non-negative integer, got -3"),
 ])
