@@ -71,7 +71,7 @@ class Module:
     def __init__(self):
         self.training = True
         self._cache = None
-        self._output_shape = None  # of the last call, to check the gradient backward is given
+        self._output_shape = self._output_dtype = None  # of the last call, to check the gradient backward is given
 
     # --- computation -----------------------------------------------------
     def forward(self, x):
@@ -92,14 +92,15 @@ class Module:
 
     def __call__(self, x):
         y = self.forward(x)
-        self._output_shape = getattr(y, "shape", None)
+        self._output_shape, self._output_dtype = getattr(y, "shape", None), getattr(y, "dtype", None)
         return y
 
     def _pop_cache(self, grad_out=None):
         """Return what ``forward`` saved and forget it, so memory is freed after ``backward``.
 
-        Given ``grad_out``, first check that it has the shape of the output of the last call
-        (``layer(x)``), so that a wrong gradient is refused by name rather than broadcast.
+        Given ``grad_out``, first check that it has the shape and dtype of the output of the last
+        call (``layer(x)``), so that a wrong gradient is refused by name rather than broadcast or
+        stored in another dtype; a refused gradient leaves the cache in place.
         """
         cache = self._cache
         if cache is None:
@@ -111,6 +112,11 @@ class Module:
         if grad_out is not None and expected is not None and got != expected:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected a gradient of the output's shape {expected}, got {got}"
+            )
+        expected, got = self._output_dtype, getattr(grad_out, "dtype", None)
+        if grad_out is not None and expected is not None and got != expected:
+            raise TypeError(
+                f"{type(self).__name__}.backward: expected a gradient of the output's dtype {expected}, got {got}"
             )
         self._cache = None
         return cache
@@ -175,7 +181,7 @@ class Module:
             if dtype.kind != "f":
                 raise TypeError(f"Module.to: parameters must be floating point, got dtype {dtype}")
         for module in self.modules():
-            module._cache = module._output_shape = None
+            module._cache = module._output_shape = module._output_dtype = None
         for param in self.parameters():
             if device is not None:
                 param.data = to_device(param.data, device)

@@ -105,7 +105,21 @@ class Optimizer:
 
     # --- training ------------------------------------------------------------
     def step(self):
-        """Update every parameter whose ``.grad`` is not None; the others are left untouched."""
+        """Update every parameter whose ``.grad`` is not None; the others are left untouched.
+
+        Raises ValueError (shape) or TypeError (dtype, device) naming the parameter's index when
+        a gradient does not match its parameter, before any parameter is updated."""
+        where = f"{type(self).__name__}.step"
+        for index, param in enumerate(self.params):
+            grad = param.grad
+            if grad is None:
+                continue
+            if getattr(grad, "shape", None) != param.shape:
+                got = getattr(grad, "shape", type(grad).__name__)
+                raise ValueError(f"{where}: the gradient of params[{index}] has shape {got}, the parameter {param.shape}")
+            if grad.dtype != param.dtype or type(grad) is not type(param.data):
+                raise TypeError(f"{where}: the gradient of params[{index}] is a {grad.dtype} {type(grad).__name__}, "
+                                f"the parameter a {param.dtype} {type(param.data).__name__}")
         for param, state in zip(self.params, self.state):
             if param.grad is not None:
                 self._update(param, self._follow(param, state))
