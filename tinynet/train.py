@@ -34,6 +34,7 @@ import numpy as np
 
 from . import metrics
 from .backend import get_array_module
+from .losses import LossNotFiniteError
 from .rng import default_generator
 from .serialization import load, save
 
@@ -328,11 +329,14 @@ def _checked_loss(state, output, target, step):
     """The batch loss, or NonFiniteLossError naming the epoch and step if it is NaN or inf.
 
     Runs before backward and the optimizer step, so the weights stay those of the last good step.
-    tinynet's losses raise ValueError on a non-finite loss; other callables may return one.
+    tinynet's losses raise LossNotFiniteError on a non-finite loss (or ValueError on a NaN in a
+    range-checked input); other callables may return one.
     """
     try:
         loss = float(state.loss_fn(output, target))
         cause = None
+    except LossNotFiniteError as err:
+        loss, cause = float("nan"), err
     except ValueError as err:
         if not _holds_non_finite(output) and not _holds_non_finite(target):
             raise  # a genuine input error (shape, dtype, label range): let it through unchanged
@@ -396,6 +400,13 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
     metrics.check_accuracy_kind("fit", accuracy)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
+    model_params = {id(param) for param in model.parameters()}
+    foreign = [index for index, param in enumerate(getattr(optimizer, "params", ())) if id(param) not in model_params]
+    if foreign:
+        raise ValueError(
+            f"fit: the optimizer holds parameters that are not the model's (params {foreign}); "
+            "build it from model.parameters() of this model"
+        )
     if scheduler is not None and scheduler.optimizer is not optimizer:
         raise ValueError("fit: the scheduler was built for a different optimizer than the one passed to fit")
     state = TrainingState(model, loss_fn, optimizer, scheduler, train_loader, val_loader, int(epochs))
