@@ -4,20 +4,21 @@ import torch
 
 torch.set_num_threads(1)
 
-# (rtol, atol) per dtype for forward values and gradients. float32's atol is per unit of the
-# largest expected magnitude (see ``tolerance``); float64's is absolute.
-TOLERANCES = {np.float64: (1e-7, 1e-9), np.float32: (1e-4, 1e-5)}
+# (rtol, atol) per dtype for forward values and gradients. float32's and float16's atol is per
+# unit of the largest expected magnitude (see ``tolerance``); float64's is absolute. PyTorch
+# computes float16 on the CPU in float32 and rounds once, tinynet rounds every operation.
+TOLERANCES = {np.float64: (1e-7, 1e-9), np.float32: (1e-4, 1e-5), np.float16: (4e-3, 1e-3)}
 
 
 def tolerance(dtype, expected=None, tolerances=TOLERANCES):
     """(rtol, atol) for comparing values of ``dtype`` with ``expected``.
 
-    In float32 the atol grows with max(1, largest finite |expected|): an entry that is a sum of
+    In float32 (and float16) the atol grows with max(1, largest finite |expected|): an entry that is a sum of
     large terms of both signs (a weight gradient whose other entries reach 28, say) carries their
     rounding, which depends on the summation order (thread count, library version), not on the
     entry's own small size. float64 stays tight and absolute."""
     rtol, atol = tolerances[np.dtype(dtype).type]
-    if expected is not None and np.dtype(dtype) == np.float32:
+    if expected is not None and np.dtype(dtype) in (np.float32, np.float16):
         finite = np.abs(np.asarray(expected, dtype=np.float64))
         atol *= max(1.0, float(np.max(finite[np.isfinite(finite)], initial=0.0)))
     return rtol, atol
