@@ -247,3 +247,17 @@ def test_fit_refuses_an_optimizer_of_another_model_and_reports_a_non_finite_mse(
         tn.fit(model, tn.MSELoss(), tn.optim.SGD(model.parameters(), lr=0.1), DataLoader(x, y, batch_size=2),
                accuracy=None, progress=False)
     assert [data for data, _ in state_of(model)] == [data for data, _ in before]
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("backend", tn.kernels.CPU_BACKENDS)
+def test_conv2d_that_cannot_allocate_its_columns_raises_memory_error(backend, training):
+    """A 2000x2000 kernel over a 4000x4000 image: 64 TB of columns, refused at once by malloc."""
+    conv = tn.Conv2d(1, 1, 2000, rng=np.random.default_rng(0)).train(training)
+    x = np.zeros((1, 1, 4000, 4000), np.float32)
+    TRIED.append(("Conv2d", "huge", backend, training))
+    with tn.kernels.use(backend), pytest.raises(
+            MemoryError, match=r"Conv2d: cannot allocate the im2col columns for an input of shape \(1, 1, 4000, 4000\): "
+                               r"they take 64,064,016,000,000 bytes per sample"):
+        conv(x)
+    assert conv._cache is None

@@ -82,11 +82,29 @@ class Conv2d(Module):
 
     def forward(self, x):
         self._check_input(x)
-        y, self._cache = conv2d_forward(
-            x, self.weight.data, None if self.bias is None else self.bias.data,
-            self.stride, self.padding, self.dilation, self.groups, keep_columns=self.training,
-        )
+        try:
+            y, self._cache = conv2d_forward(
+                x, self.weight.data, None if self.bias is None else self.bias.data,
+                self.stride, self.padding, self.dilation, self.groups, keep_columns=self.training,
+            )
+        except (MemoryError, SystemError) as err:
+            # A compiled kernel's failed allocation reaches Python as a SystemError caused by it.
+            cause = err if isinstance(err, MemoryError) else err.__cause__ or err.__context__
+            if not isinstance(cause, MemoryError):
+                raise
+            raise MemoryError(
+                f"Conv2d: cannot allocate the im2col columns for an input of shape {x.shape}: they take "
+                f"{self._column_bytes(x):,} bytes per sample ({cause})"
+            ) from err
         return y
+
+    def _column_bytes(self, x):
+        """Bytes of one sample's im2col columns: (C*KH*KW) rows by (OH*OW) output positions."""
+        outputs = 1
+        for size, pad, kernel, dilation, stride in zip(x.shape[2:], self.padding, self.kernel_size, self.dilation,
+                                                       self.stride):
+            outputs *= (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1] * outputs * x.itemsize
 
     def backward(self, grad_out, need_input_grad=True):
         grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(grad_out), self.bias is not None, need_input_grad)
