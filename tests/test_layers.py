@@ -88,7 +88,23 @@ LAYER_CASES = {
 @given(data=st.data())
 def test_layer_matches_torch(case, dtype, data):
     layer, reference, x = LAYER_CASES[case](data, dtype)
+    if data.draw(st.booleans(), label="zeros at the kink"):
+        # PyTorch takes the slope of the negative side at exactly 0.0 and -0.0 (x > 0 is false).
+        x.flat[::3] = 0.0
+        x.flat[1::3] = -0.0
     compare_module(layer, reference, x, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ours, theirs, slope_at_zero", [
+    (tn.ReLU(), torch.nn.ReLU(), 0.0), (tn.LeakyReLU(0.1), torch.nn.LeakyReLU(0.1), 0.1),
+], ids=["ReLU", "LeakyReLU"])
+def test_kinks_take_pytorchs_side_at_zero(ours, theirs, slope_at_zero, dtype):
+    x = np.array([[0.0, -0.0, 1e-30, -1e-30, 2.0, -2.0]], dtype=dtype)
+    compare_module(ours, theirs, x, dtype=dtype)
+    ours(x)
+    grad_x = ours.backward(np.ones_like(x))
+    np.testing.assert_array_equal(grad_x[0, :2], np.array([slope_at_zero] * 2, dtype=dtype))
 
 
 @pytest.mark.parametrize("case", LAYER_CASES)
