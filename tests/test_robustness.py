@@ -261,3 +261,28 @@ def test_conv2d_that_cannot_allocate_its_columns_raises_memory_error(backend, tr
                                r"they take 64,064,016,000,000 bytes per sample"):
         conv(x)
     assert conv._cache is None
+
+
+@settings(max_examples=150)
+@given(cut=st.integers(0, 2000), position=st.integers(0, 2000), byte=st.integers(0, 255), truncate=st.booleans())
+def test_load_refuses_any_damaged_file_by_name(tmp_path_factory, cut, position, byte, truncate):
+    """A checkpoint cut short or with one byte changed either loads exactly what was saved (the
+    byte was not changed after all) or raises ValueError naming the file, never anything else."""
+    folder = tmp_path_factory.mktemp("damaged")
+    saved = {"model": {"0.weight": np.arange(12.0, dtype=np.float32).reshape(3, 4)}, "epoch": 3}
+    tn.save(saved, folder / "run.npz")
+    data = bytearray((folder / "run.npz").read_bytes())
+    if truncate:
+        data = data[:cut % len(data)]
+    else:
+        data[position % len(data)] = byte
+    path = folder / "damaged.npz"
+    path.write_bytes(bytes(data))
+    TRIED.append(("load", truncate, cut, position, byte))
+    try:
+        loaded = tn.load(path)
+    except ValueError as err:
+        assert str(err).startswith(f"tinynet.load: {path} ")
+        return
+    assert loaded["epoch"] == 3 and list(loaded) == ["model", "epoch"]
+    np.testing.assert_array_equal(loaded["model"]["0.weight"], saved["model"]["0.weight"])
