@@ -107,10 +107,10 @@ def test_command_line_refuses_options_a_recipe_does_not_take(capsys):
 
 
 def test_command_line_reports_errors_without_a_traceback(tmp_path, capsys):
-    status = cli.main(["train", "mlp", "--schedule", "cosine", "--lr", "-1", "--data-root", str(tmp_path)])
-    assert status == 1
+    status = cli.main(["train", "mlp", "--schedule", "cosine", "--data-root", str(tmp_path)])  # no MNIST there
+    assert status == 2
     err = capsys.readouterr().err
-    assert err.startswith("tinynet train mlp: error: ") and "Traceback" not in err
+    assert err.startswith("tinynet train mlp: error: ") and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_python_dash_m_tinynet():
@@ -118,3 +118,35 @@ def test_python_dash_m_tinynet():
     assert done.stdout.strip() == f"tinynet {tn.__version__}"
     done = subprocess.run([sys.executable, "-m", "tinynet", "train", "--help"], capture_output=True, text=True, check=True)
     assert "{perceptron,three-vs-seven,mlp,cnn}" in done.stdout
+
+
+@pytest.mark.parametrize("recipe, options, message", [
+    ("cnn", ["--epochs", "0"], "mnist_cnn: epochs must be a positive integer, got 0"),
+    ("perceptron", ["--epochs", "0"], "perceptron: epochs must be a positive integer, got 0"),
+    ("mlp", ["--train-samples", "-5"], "mnist_mlp: train_samples must be a positive integer, got -5"),
+    ("three-vs-seven", ["--test-samples", "0"], "three_vs_seven: test_samples must be a positive integer, got 0"),
+    ("mlp", ["--batch-size", "0"], "mnist_mlp: batch_size must be a positive integer, got 0"),
+    ("mlp", ["--lr", "-1"], "mnist_mlp: lr must be > 0, got -1.0"),
+    ("cnn", ["--lr", "nan"], "mnist_cnn: lr must be a finite real number, got nan"),
+    ("cnn", ["--output-dir", "{file}/sub"], "mnist_cnn: cannot write to output_dir '{file}/sub': "),
+])
+def test_command_line_checks_every_option_before_reading_data(tmp_path, capsys, monkeypatch, recipe, options, message):
+    """One line on stderr and exit status 2, before any data is read (there is none at --data-root)."""
+    read = []
+    monkeypatch.setattr(tn.datasets, "mnist", lambda *args, **kwargs: read.append(args) or 1 / 0)
+    file = tmp_path / "a-file"
+    file.write_text("")
+    options = [option.format(file=file) for option in options]
+    data_root = ["--data-root", str(tmp_path)] if recipe != "perceptron" else []
+    status = cli.main(["train", recipe, *options, *data_root])
+    err = capsys.readouterr().err
+    assert status == 2 and read == []
+    assert err.startswith(f"tinynet train {recipe}: error: {message.format(file=file)}") and err.count("\n") == 1
+
+
+def test_command_line_reports_bad_labels_in_one_line(tmp_path, capsys, monkeypatch):
+    images = np.zeros((20, 1, 28, 28), np.float32)
+    monkeypatch.setattr(tn.datasets, "mnist", lambda *args, **kwargs: (images, np.full(20, 12, np.int64)))
+    status = cli.main(["train", "mlp", "--epochs", "1", "--output-dir", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("tinynet train mlp: error: CrossEntropyLoss: Target 12 is out of bounds")

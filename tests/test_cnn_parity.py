@@ -3,7 +3,7 @@ real MNIST batches, follows the same loss curve for 30 Adam steps (float32), on 
 import numpy as np
 import pytest
 import torch
-from helpers import load_weights, train_both
+from helpers import assert_close, load_weights, train_both
 
 import tinynet as tn
 from tinynet import kernels
@@ -39,7 +39,7 @@ def test_cnn_trained_with_adam_follows_pytorchs_losses(mnist_root, backend):
         losses, torch_losses = train_both(model, optimizer, torch_model, torch_optimizer,
                                           ((images[batch], labels[batch]) for batch in order))
 
-    np.testing.assert_allclose(losses, torch_losses, rtol=0, atol=1e-4)  # measured: within 5e-7
+    assert_close(losses, torch_losses, np.float32, "losses")  # measured: within 5e-7
     for name, param in model.named_parameters():
         assert param.data.dtype == np.float32, name
     # From chance level (ln 10 = 2.30), 30 Adam steps bring the loss clearly down.

@@ -10,7 +10,7 @@ import tinynet as tn
 from tinynet import kernels
 from tinynet.testing import gradcheck
 
-from helpers import compare_module, tolerance
+from helpers import assert_close, compare_module
 
 BACKENDS = kernels.CPU_BACKENDS
 DTYPES = [np.float64, np.float32]
@@ -78,7 +78,7 @@ def test_pytorch_weights_load_directly():
     conv = tn.Conv2d(3, 4, (3, 2), padding=1)
     conv.load_state_dict({name: value.detach().numpy() for name, value in torch_conv.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 5)).astype(np.float32)
-    np.testing.assert_allclose(conv(x), torch_conv(torch.from_numpy(x)).detach().numpy(), *tolerance(np.float32))
+    assert_close(conv(x), torch_conv(torch.from_numpy(x)).detach().numpy(), np.float32)
 
 
 def test_default_init_is_pytorchs_bound_and_reproducible():

@@ -156,6 +156,17 @@ def test_image_and_label_counts_must_match(tmp_path):
         mnist(tmp_path, download=False)
 
 
+@pytest.mark.parametrize("labels, message", [
+    ([3, 10, 255], r"holds 2 label\(s\) outside 0..9, the first 10 at index 1"),
+    ([12, 0, 9], r"holds 1 label\(s\) outside 0..9, the first 12 at index 0"),
+])
+def test_labels_outside_0_to_9_are_refused(tmp_path, labels, message):
+    fake_mnist(tmp_path, n=3)
+    path = write_idx(tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte", np.array(labels, np.uint8))
+    with pytest.raises(ValueError, match=f"MNIST file {re.escape(str(path))} {message}"):
+        mnist(tmp_path, download=False)
+
+
 def test_read_idx_returns_the_stored_array(tmp_path):
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "x", array), ndim=3), array)

@@ -58,6 +58,6 @@ def test_a_script_refuses_an_option_its_recipe_does_not_take():
 
 def test_a_script_reports_missing_data_in_one_line(tmp_path):
     done = run_script("three_vs_seven.py", "--data-root", tmp_path / "nowhere", "--no-progress")
-    assert done.returncode == 1
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.startswith("three_vs_seven.py: error: ") and "Traceback" not in done.stderr
     assert str(tmp_path / "nowhere") in done.stderr

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import assert_close
 
 import tinynet as tn
 from tinynet.interop import from_torch, to_torch
@@ -43,7 +44,7 @@ def test_each_layer_round_trips(make, shape, dtype):
     theirs = to_torch(layer)
     assert type(theirs).__name__ == type(layer).__name__ and not theirs.training
     with torch.no_grad():
-        np.testing.assert_allclose(theirs(torch.from_numpy(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+        assert_close(theirs(torch.from_numpy(x)).numpy(), expected, dtype)
 
     back = from_torch(theirs)
     assert type(back) is type(layer) and repr(back) == repr(layer) and not back.training
@@ -67,7 +68,7 @@ def test_cnn_from_torch_computes_the_same_and_trains_alike():
     ours.eval(), theirs.eval()
     x = np.random.default_rng(0).random((5, 1, 14, 14), dtype=np.float32)
     with torch.no_grad():
-        np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
+        assert_close(ours(x), theirs(torch.from_numpy(x)).numpy(), np.float32)
     for key, value in to_torch(ours).state_dict().items():  # and back again, unchanged
         np.testing.assert_array_equal(value.numpy(), theirs.state_dict()[key].numpy())
 

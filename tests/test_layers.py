@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import compare_module
+from helpers import assert_close, compare_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,7 +88,23 @@ LAYER_CASES = {
 @given(data=st.data())
 def test_layer_matches_torch(case, dtype, data):
     layer, reference, x = LAYER_CASES[case](data, dtype)
+    if data.draw(st.booleans(), label="zeros at the kink"):
+        # PyTorch takes the slope of the negative side at exactly 0.0 and -0.0 (x > 0 is false).
+        x.flat[::3] = 0.0
+        x.flat[1::3] = -0.0
     compare_module(layer, reference, x, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ours, theirs, slope_at_zero", [
+    (tn.ReLU(), torch.nn.ReLU(), 0.0), (tn.LeakyReLU(0.1), torch.nn.LeakyReLU(0.1), 0.1),
+], ids=["ReLU", "LeakyReLU"])
+def test_kinks_take_pytorchs_side_at_zero(ours, theirs, slope_at_zero, dtype):
+    x = np.array([[0.0, -0.0, 1e-30, -1e-30, 2.0, -2.0]], dtype=dtype)
+    compare_module(ours, theirs, x, dtype=dtype)
+    ours(x)
+    grad_x = ours.backward(np.ones_like(x))
+    np.testing.assert_array_equal(grad_x[0, :2], np.array([slope_at_zero] * 2, dtype=dtype))
 
 
 @pytest.mark.parametrize("case", LAYER_CASES)
@@ -327,7 +343,7 @@ def test_torch_weights_load_into_tinynet():
     x = np.random.default_rng(0).standard_normal((4, 3, 4)).astype(np.float32)
     with torch.no_grad():
         expected = reference(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
+    assert_close(model(x), expected, np.float32)
 
 
 def test_load_state_dict_reports_missing_extra_keys_and_wrong_shapes():
@@ -346,8 +362,8 @@ def test_load_state_dict_reports_missing_extra_keys_and_wrong_shapes():
         model.load_state_dict(extra)
 
     wrong = dict(state, **{"1.weight": np.zeros((8, 13), np.float32)})
-    message = ("Error loading state_dict into Sequential: size mismatch for 1.weight: copying a parameter of shape "
-               "(8, 13), the parameter in the model has shape (8, 12)")
+    message = ("Error loading state_dict into Sequential: size mismatch for 1.weight: copying an array of shape "
+               "(8, 13) into one of shape (8, 12)")
     with pytest.raises(ValueError, match=re.escape(message)):
         model.load_state_dict(wrong)
     for value, old in zip(model.state_dict().values(), before):
@@ -403,7 +419,7 @@ def test_model_to_float64_keeps_working():
     assert all(param.dtype == np.float64 for param in model.parameters())
     y64 = model(x)
     assert y64.dtype == np.float64
-    np.testing.assert_allclose(y64, y32, rtol=1e-5, atol=1e-6)
+    assert_close(y32, y64, np.float32)
     forward_backward(model, x)
     assert all(param.grad.dtype == np.float64 for param in model.parameters())
     with pytest.raises(TypeError, match="input dtype float32 does not match the parameters' dtype float64"):

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import tolerance
+from helpers import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,9 +25,15 @@ def draw_rng(data):
     return np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
 
 
-def unit_interval(rng, shape, exact_ends):
-    """Values in [0, 1]; with ``exact_ends`` a third of them are exactly 0 or 1."""
+def unit_interval(rng, shape, exact_ends, near_ends=False):
+    """Values in [0, 1]; with ``exact_ends`` a third of them are exactly 0 or 1, with
+    ``near_ends`` a third lie 1e-12 to 1e-4 inside 0 or 1 (log-uniformly), where BCE's
+    gradient floor max(p (1 - p), 1e-12) begins to matter."""
     values = rng.random(shape)
+    if near_ends:
+        near = rng.random(shape) < 1 / 3
+        offsets = 10.0 ** rng.uniform(-12, -4, size=shape)
+        values[near] = np.where(rng.random(shape) < 0.5, offsets, 1 - offsets)[near]
     if exact_ends:
         ends = rng.random(shape) < 1 / 3
         values[ends] = rng.integers(0, 2, size=shape)[ends]
@@ -47,7 +53,8 @@ def cross_entropy_case(data):
 
 def bce_case(data):
     rng, shape = draw_rng(data), data.draw(elementwise_shapes)
-    return (unit_interval(rng, shape, data.draw(st.booleans(), label="exact 0 and 1 probabilities")),
+    return (unit_interval(rng, shape, data.draw(st.booleans(), label="exact 0 and 1 probabilities"),
+                          data.draw(st.booleans(), label="probabilities near 0 and 1")),
             unit_interval(rng, shape, exact_ends=True))
 
 
@@ -78,11 +85,10 @@ def compare_loss(tn_loss, torch_loss, output, target, dtype):
     expected = torch_loss(output_t, torch.from_numpy(target))
     expected.backward()
 
-    rtol, atol = tolerance(dtype)
     assert isinstance(value, float)
     assert grad.shape == output.shape and grad.dtype == dtype
-    np.testing.assert_allclose(value, expected.item(), rtol=rtol, atol=atol, err_msg="loss value")
-    np.testing.assert_allclose(grad, output_t.grad.numpy(), rtol=rtol, atol=atol, err_msg="gradient")
+    assert_close(value, expected.item(), dtype, "loss value")
+    assert_close(grad, output_t.grad.numpy(), dtype, "gradient")
     return value, grad
 
 

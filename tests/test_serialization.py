@@ -74,13 +74,15 @@ def test_linear_model_saved_and_loaded_gives_identical_outputs(tmp_path):
 
 def test_torch_state_dict_converted_to_numpy_loads_into_tinynet(tmp_path):
     torch = pytest.importorskip("torch")
+    from helpers import assert_close
+
     torch.manual_seed(0)
     reference = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     save({key: value.detach().numpy() for key, value in reference.state_dict().items()}, tmp_path / "torch.npz")
     model = tinynet.Sequential(tinynet.Linear(6, 5), tinynet.ReLU(), tinynet.Linear(5, 3))
     model.load_state_dict(load(tmp_path / "torch.npz"))
     x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
-    np.testing.assert_allclose(model(x), reference(torch.from_numpy(x)).detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert_close(model(x), reference(torch.from_numpy(x)).detach().numpy(), np.float32)
 
 
 def test_failed_replace_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
@@ -178,7 +180,24 @@ def corrupt_files(tmp_path):
         else:
             path.write_bytes(content)
         yield path, detail
-    yield pickled, "allow_pickle=False"
+    yield pickled, "member 'names': it holds Python objects, which only pickle could load"
+
+    # A member that is not a .npy file, and one whose header announces 10**12 elements.
+    import zipfile
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(3))
+    header["shape"] = (10**12,)
+    for name, member in [("not_npy", b"plain text, no magic"), ("huge", None)]:
+        path = tmp_path / f"{name}.npz"
+        with zipfile.ZipFile(path, "w") as archive, archive.open("w.npy", "w") as file:
+            if member is None:
+                np.lib.format.write_array_header_1_0(file, header)
+                file.write(bytes(24))
+            else:
+                file.write(member)
+        detail = ("member 'w': .*magic" if member is not None else
+                  r"member 'w': its header announces shape \(1000000000000,\) of float64 \(8000000000000 bytes\), "
+                  r"more than the 24 bytes stored")
+        yield path, detail
 
 
 def test_corrupt_or_foreign_files_are_named(tmp_path):
@@ -196,3 +215,36 @@ def test_cupy_arrays_are_saved_from_the_host(tmp_path):
     loaded = load(tmp_path / "gpu.npz")["w"]
     assert isinstance(loaded, np.ndarray) and loaded.dtype == np.float32
     np.testing.assert_array_equal(loaded, np.arange(4, dtype=np.float32))
+
+
+def test_a_folder_or_a_device_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=f"tinynet.load: {re.escape(str(tmp_path))} is a folder, not an .npz file"):
+        load(tmp_path)
+    if os.path.exists("/dev/null"):
+        with pytest.raises(ValueError, match="tinynet.load: /dev/null is not a regular file"):
+            load("/dev/null")
+    with pytest.raises(ValueError, match=f"tinynet.save: cannot write {re.escape(str(tmp_path))}: it is a folder"):
+        save({"w": np.zeros(2)}, tmp_path)
+
+
+def test_an_unsaveable_value_is_named_by_its_key(tmp_path):
+    with pytest.raises(TypeError, match=r"tinynet.save: 'outer/big' is the int 1180591620717411303424, which does not fit"):
+        save({"outer": {"big": 2**70}}, tmp_path / "x.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_legal_long_name_saves_and_a_killed_saves_leftovers_are_removed(tmp_path):
+    long_name = "w" * 246 + ".npz"  # 250 characters: legal on every common file system
+    save({"w": np.arange(3.0)}, tmp_path / long_name)
+    np.testing.assert_array_equal(load(tmp_path / long_name)["w"], np.arange(3.0))
+
+    target = tmp_path / "model.npz"
+    save({"w": np.zeros(2)}, target)
+    from tinynet.serialization import _temporary_stem
+    leftover = _temporary_stem(target) + "0123abcd.tmp"  # as a save killed before os.replace leaves it
+    other = str(tmp_path / ".other.npz.12345678.0123abcd.tmp")  # another target's: not ours to remove
+    for name in (leftover, other):
+        with open(name, "wb") as file:
+            file.write(b"half")
+    save({"w": np.ones(2)}, target)
+    assert sorted(os.listdir(tmp_path)) == sorted([".other.npz.12345678.0123abcd.tmp", "model.npz", long_name])

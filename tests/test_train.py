@@ -67,6 +67,52 @@ def test_fit_learns_and_returns_history():
     assert all(p.grad is None for p in model.parameters())  # gradients are cleared after each step
 
 
+class RecordingLoss(tn.CrossEntropyLoss):
+    """Cross-entropy that records (loss, batch size, correct predictions, training) of every call."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__(reduction=reduction)
+        self.calls = []
+
+    def forward(self, output, target):
+        value = super().forward(output, target)
+        self.calls.append((value, len(output), int((output.argmax(axis=1) == target).sum()), self.training_call))
+        return value
+
+    training_call = True
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_history_is_the_sample_weighted_mean_over_the_batches(reduction):
+    """Batches of 10, 10 and 5 samples: each epoch's loss is the mean over samples (a "mean"
+    batch loss counts by its size, a "sum" one as it is), its accuracy the fraction correct; the
+    same for the validation pass (batches of 7, 7, 7 and 4)."""
+    tn.manual_seed(0)
+    x, y = blobs(25)
+    loss_fn = RecordingLoss(reduction)
+    weight = (lambda value, size: value * size) if reduction == "mean" else (lambda value, size: value)
+
+    class Validation:  # marks the validation calls in the record
+        def __iter__(self):
+            loss_fn.training_call = False
+            yield from DataLoader(x, y, batch_size=7)
+            loss_fn.training_call = True
+
+    model = mlp(dropout=0.0)
+    history = fit(model, loss_fn, tn.optim.SGD(model.parameters(), lr=0.1), DataLoader(x, y, batch_size=10),
+                  Validation(), epochs=2, progress=False)
+    for epoch in range(2):
+        calls = loss_fn.calls[epoch * 7:(epoch + 1) * 7]
+        for prefix, training in (("", True), ("val_", False)):
+            batches = [call for call in calls if call[3] == training]
+            assert [size for _, size, _, _ in batches] == ([10, 10, 5] if training else [7, 7, 7, 4])
+            samples = sum(size for _, size, _, _ in batches)
+            loss = sum(weight(value, size) for value, size, _, _ in batches) / samples
+            accuracy = sum(correct for _, _, correct, _ in batches) / samples
+            assert history[prefix + "loss"][epoch] == pytest.approx(loss, rel=1e-12)
+            assert history[prefix + "accuracy"][epoch] == accuracy
+
+
 def test_modes_are_switched_and_restored():
     spy = ModeSpy()
     model = tn.Sequential(spy, tn.Linear(4, 3))

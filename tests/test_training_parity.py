@@ -2,7 +2,7 @@
 same real MNIST batches, follows the same loss curve for 50 SGD steps (float32)."""
 import numpy as np
 import torch
-from helpers import load_weights, train_both
+from helpers import assert_close, load_weights, train_both
 
 import tinynet as tn
 
@@ -40,10 +40,10 @@ def test_mlp_trained_with_sgd_follows_pytorchs_losses(mnist_root):
     optimizer, torch_optimizer = tn.optim.SGD(model.parameters(), lr=LR), torch.optim.SGD(torch_model.parameters(), lr=LR)
     losses, torch_losses = train_both(model, optimizer, torch_model, torch_optimizer, zip(x, y))
 
-    np.testing.assert_allclose(losses, torch_losses, rtol=0, atol=1e-5)
+    assert_close(losses, torch_losses, np.float32, "losses")
     torch_params = dict(torch_model.named_parameters())
     for name, param in model.named_parameters():
         assert param.data.dtype == np.float32
-        np.testing.assert_allclose(param.data, torch_params[name].detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        assert_close(param.data, torch_params[name].detach().numpy(), np.float32, name)
     # 50 small steps from chance level (ln 10 = 2.30) move the loss only a little, but clearly.
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.05, "the loss should have gone down"

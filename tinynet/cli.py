@@ -70,16 +70,23 @@ def _flag(dest):
     return next(flag for flag, keywords in OPTIONS if _dest(flag, keywords) == dest)
 
 
+#: What a user's mistake raises (a bad option value, missing or bad data, a missing package, a
+#: diverging run); anything else is a bug in tinynet and keeps its traceback.
+USER_ERRORS = (ImportError, OSError, RuntimeError, ValueError, KeyError, IndexError)
+
+
 def _run(name, args, prog):
-    """Call recipe ``name`` with the parsed ``args``; returns the exit status, 1 with a one-line
-    message on ``prog``'s behalf (no traceback) for missing data or packages, bad values or a NaN."""
+    """Call recipe ``name`` with the parsed ``args`` (which checks them all before it reads any
+    data); returns the exit status, 2 with one line on stderr on ``prog``'s behalf for a user's
+    mistake (``USER_ERRORS``), as argparse does for a malformed option."""
     if args.get("schedule") == "none":
         args["schedule"] = None
     try:
         RECIPES[name](**args)
-    except (ImportError, OSError, RuntimeError, ValueError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 1
+    except USER_ERRORS as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # str(KeyError) adds quotes
+        print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        return 2
     return 0
 
 

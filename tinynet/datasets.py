@@ -122,8 +122,8 @@ def mnist(root=None, train=True, download=True):
     Raises:
         RuntimeError: the files are missing and could not be downloaded; the
             message names the folder, the files and how to point tinynet at them.
-        ValueError: a file is corrupt or truncated (the message names it), or the
-            image and label files do not match.
+        ValueError: a file is corrupt or truncated (the message names it), the image and
+            label files do not match, or a label is outside 0..9.
 
     Example::
 
@@ -157,6 +157,13 @@ def mnist(root=None, train=True, download=True):
     if len(pixels) != len(digits):
         raise ValueError(
             f"MNIST files do not match: {paths[0]} holds {len(pixels)} images but {paths[1]} {len(digits)} labels"
+        )
+    out_of_range = np.flatnonzero((digits < 0) | (digits > 9))
+    if out_of_range.size:
+        first = int(out_of_range[0])
+        raise ValueError(
+            f"MNIST file {paths[1]} holds {out_of_range.size} label(s) outside 0..9, "
+            f"the first {digits[first]} at index {first}"
         )
     # Divide in float32, as torchvision's ToTensor does (img.float().div(255)), so the
     # values match it bit for bit; writing into the final array avoids a temporary.

@@ -256,6 +256,11 @@ class OutputNorms:
 RECORDS = ("grad_norms",)
 
 
+def is_step_record(key):
+    """True for the history keys ``StepMonitor.end_step`` writes: one value per recorded step, not per epoch."""
+    return key == "record_step" or key.startswith(("grad_norm:", "output_norm:"))
+
+
 class StepMonitor:
     """What ``fit`` runs around a training step when ``detect_anomaly`` or ``record`` is asked for.
 

@@ -23,6 +23,11 @@ from .backend import check_same_device, get_array_module
 from .functional import losses as F
 
 
+class LossNotFiniteError(ValueError):
+    """The loss of finite-checked inputs came out NaN or inf (a NaN/inf input, target or an
+    overflow); ``fit`` turns it into ``NonFiniteLossError`` naming the epoch and step."""
+
+
 class Loss:
     """Base class: input checks, the finite check, and the cache between forward and backward.
 
@@ -82,11 +87,11 @@ class Loss:
         xp = get_array_module(output)
         bad = int((~xp.isfinite(output)).sum())
         if bad:
-            return ValueError(
+            return LossNotFiniteError(
                 f"{name}: the loss is {value} because the input holds {bad} NaN or inf value(s) "
                 "(a diverging model? try a smaller learning rate)"
             )
-        return ValueError(
+        return LossNotFiniteError(
             f"{name}: the loss is {value} although the input is finite: the target holds NaN or inf "
             f"values, or the loss overflowed {output.dtype}"
         )

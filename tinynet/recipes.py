@@ -19,11 +19,13 @@ it as a dict. Options common to the MNIST recipes:
 * ``progress``: draw progress bars (needs tqdm).
 """
 import os
+import tempfile
 
 import numpy as np
 
 from . import augment as augmentation
 from . import datasets, init, metrics, nn
+from ._checks import positive_int, real_number
 from .backend import check_device, get_array_module, to_device, to_numpy
 from .data import DataLoader
 from .losses import CrossEntropyLoss, MSELoss
@@ -84,6 +86,28 @@ def standardize(images):
 
 
 # --- shared steps ------------------------------------------------------------------
+
+def _check_arguments(recipe, epochs, lr, batch_size=1, train_samples=None, test_samples=None, output_dir=None,
+                     schedule=None):
+    """Check a recipe's arguments before it reads any data or trains (ValueError/TypeError naming
+    the argument). ``output_dir`` is created if need be and must take a new file, so that the
+    weights of a finished run are never lost to an unwritable folder."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("train_samples", train_samples),
+                        ("test_samples", test_samples)):
+        if value is not None:
+            positive_int(recipe, name, value)
+    if real_number(recipe, "lr", lr) <= 0:
+        raise ValueError(f"{recipe}: lr must be > 0, got {lr!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"{recipe}: schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if output_dir is not None:
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+            with tempfile.TemporaryFile(dir=output_dir):
+                pass
+        except OSError as err:
+            raise ValueError(f"{recipe}: cannot write to output_dir {output_dir!r}: {err.strerror or err}") from None
+
 
 def _gradient_descent(model, loss_fn, optimizer, x, y, steps, progress, description):
     """``steps`` full-batch steps of forward, loss, backward, update; returns the last loss."""
@@ -152,8 +176,6 @@ def _classifier(name, model, optimizer, lr, epochs, batch_size, seed, augment, s
                 output_dir, train_samples, test_samples, progress, plots, standardized=False):
     """Train an MNIST classifier with ``fit`` (validating on the test set), report and save it.
     ``standardized``: the model sees ``standardize(images)`` instead of the images in [0, 1]."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     x_train, y_train = _mnist(data_root, True, train_samples, device)
     x_test, y_test = _mnist(data_root, False, test_samples, device)
     test_images = x_test  # in [0, 1], for the figures
@@ -189,6 +211,7 @@ def perceptron(epochs=20_000, lr=2.0, seed=1, device="cpu", progress=True):
 
     Returns ``{"loss": final loss, "prediction": output for the new input [1, 1, 0]}`` (close to 1).
     """
+    _check_arguments("perceptron", epochs, lr)
     device = check_device(device)
     manual_seed(seed)
     x = to_device(np.array([[0, 0, 1], [1, 1, 1], [1, 0, 1], [0, 1, 1]], np.float32), device)
@@ -215,6 +238,7 @@ def three_vs_seven(epochs=100, lr=5.0, seed=0, device="cpu", data_root=None, tra
 
     Returns ``{"test_loss": ..., "test_accuracy": ...}``.
     """
+    _check_arguments("three_vs_seven", epochs, lr, train_samples=train_samples, test_samples=test_samples)
     device = check_device(device)
     manual_seed(seed)
 
@@ -249,6 +273,7 @@ def mnist_mlp(epochs=10, batch_size=16, lr=0.05, seed=0, augment=False, schedule
     accuracy per digit, and saves the weights to ``<output_dir>/mnist_mlp.npz``. Returns ``{"test_loss", "test_accuracy",
     "per_class_accuracy", "history", "weights"}``.
     """
+    _check_arguments("mnist_mlp", epochs, lr, batch_size, train_samples, test_samples, output_dir, schedule)
     device = check_device(device)
     manual_seed(seed)
     model = mlp_model().to(device)
@@ -271,11 +296,12 @@ def mnist_cnn(epochs=10, batch_size=60, lr=1e-3, seed=0, wider=False, augment=No
     Returns ``{"test_loss", "test_accuracy", "per_class_accuracy", "precision", "recall",
     "history", "weights", "reloaded_accuracy"}``.
     """
-    device = check_device(device)
     if augment is None:
         augment = wider
     if schedule == "auto":
         schedule = "onecycle" if wider else None
+    _check_arguments("mnist_cnn", epochs, lr, batch_size, train_samples, test_samples, output_dir, schedule)
+    device = check_device(device)
     name = "mnist_cnn_wider" if wider else "mnist_cnn"
     manual_seed(seed)
     model = cnn_model(wider).to(device)

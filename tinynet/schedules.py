@@ -21,6 +21,8 @@ to rounding (the tests compare them).
 import math
 import numbers
 
+import numpy as np
+
 EPOCH, STEP = "epoch", "step"
 
 
@@ -87,12 +89,27 @@ class LRScheduler:
         return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
 
     def load_state_dict(self, state_dict):
-        """Restore a ``state_dict()`` (also after a trip through ``.npz``) and set the optimizer's lr."""
-        missing = [key for key in ("last_epoch", "base_lr") if key not in state_dict]
-        if missing:
-            raise KeyError(f"Error loading state_dict into {type(self).__name__}: missing keys {missing}")
-        self.last_epoch = _count(type(self).__name__, "last_epoch", int(state_dict["last_epoch"]), low=0)
-        self.base_lr = float(state_dict["base_lr"])
+        """Restore a ``state_dict()`` (also after a trip through ``.npz``) and set the optimizer's lr.
+        Nothing changes unless every entry is right."""
+        return self._load_checked(self._checked_state_dict(state_dict))
+
+    def _checked_state_dict(self, state_dict):
+        """``(last_epoch, base_lr)`` from a ``state_dict()``, checked (including that the schedule
+        has a learning rate at that step), changing nothing."""
+        where = f"Error loading state_dict into {type(self).__name__}"
+        keys = ("last_epoch", "base_lr")
+        missing = [key for key in keys if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in keys]
+        if missing or unexpected:
+            raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+        last_epoch = _count(where, "last_epoch", np.asarray(state_dict["last_epoch"]).tolist(), low=0)
+        base_lr = _number(where, "base_lr", np.asarray(state_dict["base_lr"]).tolist())
+        self.lr_at(last_epoch)  # raises for a step past the end of a finite schedule
+        return last_epoch, base_lr
+
+    def _load_checked(self, checked):
+        """Install what ``_checked_state_dict`` returned and set the optimizer's lr; returns self."""
+        self.last_epoch, self.base_lr = checked
         self._apply()
         return self
 

@@ -23,11 +23,13 @@ Design choices:
 * CuPy arrays are copied to the host; ``Module.load_state_dict`` moves values to
   the model's device and dtype and checks keys and shapes.
 """
+import hashlib
 import json
 import os
 import secrets
 import zipfile
 from collections import OrderedDict
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -62,7 +64,10 @@ def _flatten(obj, prefix, entries):
             else:
                 entries.append((name, _MAPPING, None))
         elif isinstance(value, (bool, int, float)):
-            entries.append((name, _SCALAR, np.asarray(value)))
+            scalar = np.asarray(value)
+            if scalar.dtype.hasobject:  # an int beyond 64 bits
+                raise TypeError(f"tinynet.save: {name!r} is the int {value}, which does not fit in 64 bits")
+            entries.append((name, _SCALAR, scalar))
         elif isinstance(value, (np.ndarray, np.generic)) or is_cupy_array(value):
             array = to_numpy(value)
             if array.dtype.hasobject:
@@ -120,8 +125,10 @@ def save(obj, path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"tinynet.save: cannot write {path}: folder {folder} does not exist")
-    # A hidden name in the same folder, so os.replace is a rename within one file system.
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    if os.path.isdir(path):
+        raise ValueError(f"tinynet.save: cannot write {path}: it is a folder")
+    stem = _temporary_stem(path)
+    temporary = f"{stem}{secrets.token_hex(4)}.tmp"
     # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask decide, as open() would.
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -136,6 +143,30 @@ def save(obj, path):
         except FileNotFoundError:
             pass
         raise
+    _remove_leftovers(stem)
+
+
+def _temporary_stem(path):
+    """The start of the temporary names of saves to ``path``: hidden, in the same folder (so
+    ``os.replace`` is a rename within one file system), at most 64 characters of the target's name
+    (so a legal 255-character name still has a legal temporary one) and a hash of the whole name."""
+    name = os.path.basename(path)
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{name[:64]}.{digest}.")
+
+
+def _remove_leftovers(stem):
+    """Remove temporary files of earlier saves to the same path that were killed before they
+    finished (``<stem><8 hex digits>.tmp``); this save has just replaced the target."""
+    folder, prefix = os.path.split(stem)
+    for entry in os.scandir(folder):
+        token = entry.name[len(prefix):-len(".tmp")]
+        if (entry.name.startswith(prefix) and entry.name.endswith(".tmp") and len(token) == 8
+                and all(c in "0123456789abcdef" for c in token) and entry.is_file(follow_symlinks=False)):
+            try:
+                os.remove(entry.path)
+            except FileNotFoundError:  # another save removed it first
+                pass
 
 
 def _unflatten(entries, path):
@@ -153,6 +184,39 @@ def _unflatten(entries, path):
             raise ValueError(f"{inconsistent} {name!r} is also the name of a nested mapping")
         node[leaf] = value
     return result
+
+
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_npz(path):
+    """``{name: array}`` of the ``.npy`` members of the zip archive at ``path``, in order.
+
+    Each member's header is read first and its shape checked against the member's size, so a
+    damaged or hostile header announcing a huge array is refused instead of allocated; a
+    member's error names it."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
+            try:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = _HEADER_READERS.get(version)
+                    if read_header is None:
+                        raise ValueError(f".npy format version {version} is not supported")
+                    shape, _, dtype = read_header(member)
+                    if dtype.hasobject:
+                        raise ValueError("it holds Python objects, which only pickle could load")
+                    needed = math.prod(shape) * dtype.itemsize
+                    if needed > info.file_size - member.tell():
+                        raise ValueError(f"its header announces shape {shape} of {dtype} ({needed} bytes), "
+                                         f"more than the {info.file_size - member.tell()} bytes stored")
+                with archive.open(info) as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+                raise ValueError(f"member {name!r}: {err}") from err
+    return arrays
 
 
 def load(path):
@@ -173,8 +237,11 @@ def load(path):
         model.load_state_dict(tinynet.load("checkpoint.npz")["model"])
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"tinynet.load: no such file: {path}")
+    if not os.path.isfile(path):
+        kind = "a folder" if os.path.isdir(path) else "not a regular file (a device, a pipe or a socket)"
+        raise ValueError(f"tinynet.load: {path} is {kind}, not an .npz file")
     try:
         # Check the signature first: np.load would take any other file for a pickle and
         # suggest allow_pickle=True, which is the wrong advice for an untrusted file.
@@ -184,8 +251,7 @@ def load(path):
             if signature == _NPY_SIGNATURE:
                 raise ValueError("it is a single .npy array, not an .npz archive of named arrays")
             raise ValueError(f"it starts with {signature!r}, not the zip signature of an .npz archive")
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        arrays = _read_npz(path)
         if _META_KEY in arrays:
             meta = json.loads(arrays.pop(_META_KEY).item())
             entries = [(name, kind) for name, kind in meta["entries"]]

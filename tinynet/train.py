@@ -34,7 +34,8 @@ import numpy as np
 
 from . import metrics
 from .backend import get_array_module
-from .debug import StepMonitor
+from .debug import StepMonitor, is_step_record
+from .losses import LossNotFiniteError
 from .rng import default_generator
 from .serialization import load, save
 
@@ -218,29 +219,81 @@ class TrainingState:
             # The bit generator state holds 128-bit integers: stored as JSON text in a 0-d string array.
             "rng": {name: np.array(json.dumps(rng.bit_generator.state)) for name, rng in self.generators().items()},
         }
+        checkpoint["classes"] = {"optimizer": np.array(type(self.optimizer).__name__)}
         if self.scheduler is not None:
             checkpoint["scheduler"] = self.scheduler.state_dict()
+            checkpoint["classes"]["scheduler"] = np.array(type(self.scheduler).__name__)
         return checkpoint
 
     def restore(self, checkpoint, where="load_checkpoint"):
         """Load a ``checkpoint()`` (as ``tinynet.load`` returns it) into the model, optimizer,
-        schedule and generators. Generators present in both are restored."""
+        schedule and generators. Generators present in both are restored.
+
+        Everything is checked before anything is written: a checkpoint that does not fit this
+        set-up raises KeyError, ValueError or TypeError starting with ``where`` and leaves the
+        model, optimizer, schedule, generators and ``self`` as they were."""
         missing = [key for key in ("model", "optimizer", "epoch", "history", "rng") if key not in checkpoint]
-        if self.scheduler is not None and "scheduler" not in checkpoint:
-            missing.append("scheduler")
         if missing:
             raise KeyError(f"{where}: the checkpoint lacks {missing}; it was not written by tinynet's save_checkpoint")
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.epoch = int(checkpoint["epoch"])
-        self.history = {key: [float(v) for v in np.asarray(values)] for key, values in checkpoint["history"].items()}
+        if self.scheduler is not None and "scheduler" not in checkpoint:
+            raise KeyError(f"{where}: the checkpoint lacks ['scheduler']: it was saved without one, and fit was given one")
+        if self.scheduler is None and "scheduler" in checkpoint:
+            raise ValueError(f"{where}: the checkpoint was saved with a scheduler and fit was given none; pass the same one")
+        for part, owner in (("optimizer", self.optimizer), ("scheduler", self.scheduler)):
+            saved_class = checkpoint.get("classes", {}).get(part)  # absent in checkpoints of earlier versions
+            if owner is not None and saved_class is not None and str(saved_class) != type(owner).__name__:
+                raise TypeError(f"{where}: the checkpoint's {part} is a {saved_class}, fit was given a {type(owner).__name__}")
+        checked = [(part, owner, _checked_part(where, part, owner, checkpoint[part]))
+                   for part, owner in (("model", self.model), ("optimizer", self.optimizer),
+                                       ("scheduler", self.scheduler)) if owner is not None]
+        epoch = np.asarray(checkpoint["epoch"]).tolist()
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= self.epochs:
+            raise ValueError(f"{where}: epoch must be an integer from 0 to epochs={self.epochs}, got {epoch!r}")
+        history = _checked_history(where, checkpoint["history"], epoch)
         generators = self.generators()
-        for name, saved in checkpoint["rng"].items():
-            if name in generators:
-                generators[name].bit_generator.state = json.loads(str(saved))
+        states = {name: _checked_rng_state(where, name, saved, generators[name])
+                  for name, saved in checkpoint["rng"].items() if name in generators}
+
+        for part, owner, value in checked:
+            owner._load_checked(value)
+        self.epoch, self.history = epoch, history
+        for name, rng_state in states.items():
+            generators[name].bit_generator.state = rng_state
         return self
+
+
+def _checked_part(where, part, owner, state_dict):
+    """``owner._checked_state_dict(state_dict)``, its error prefixed with ``where`` and ``part``."""
+    try:
+        return owner._checked_state_dict(state_dict)
+    except (KeyError, ValueError, TypeError) as err:
+        message = err.args[0] if err.args else repr(err)
+        raise type(err)(f"{where}: {part}: {message}") from None
+
+
+def _checked_history(where, history, epochs):
+    """The saved history as ``{name: [float]}``, or a ValueError: each list ``epochs`` long, except the
+    step records of ``fit(record=...)``, each as long as ``record_step``."""
+    recorded = np.shape(history.get("record_step", ()))
+    checked = {}
+    for key, values in history.items():
+        values = np.asarray(values)
+        shape = recorded if is_step_record(key) else (epochs,)
+        if values.shape != shape or values.dtype.kind not in "iuf":
+            raise ValueError(f"{where}: history[{key!r}] must hold {shape[0] if shape else 0} numbers, "
+                             f"got {values.dtype} of shape {values.shape}")
+        checked[key] = [float(v) for v in values]
+    return checked
+
+
+def _checked_rng_state(where, name, saved, generator):
+    """The saved state of generator ``name`` (JSON text), checked by loading it into a fresh bit generator."""
+    try:
+        state = json.loads(str(np.asarray(saved)))
+        type(generator.bit_generator)().state = state
+    except (TypeError, ValueError, KeyError) as err:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{where}: rng[{name!r}] is not a saved state of a {type(generator.bit_generator).__name__}: {err}") from None
+    return state
 
 
 def save_checkpoint(path, state):
@@ -286,11 +339,14 @@ def _checked_loss(state, output, target, step):
     """The batch loss, or NonFiniteLossError naming the epoch and step if it is NaN or inf.
 
     Runs before backward and the optimizer step, so the weights stay those of the last good step.
-    tinynet's losses raise ValueError on a non-finite loss; other callables may return one.
+    tinynet's losses raise LossNotFiniteError on a non-finite loss (or ValueError on a NaN in a
+    range-checked input); other callables may return one.
     """
     try:
         loss = float(state.loss_fn(output, target))
         cause = None
+    except LossNotFiniteError as err:
+        loss, cause = float("nan"), err
     except ValueError as err:
         if not _holds_non_finite(output) and not _holds_non_finite(target):
             raise  # a genuine input error (shape, dtype, label range): let it through unchanged
@@ -364,6 +420,13 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
     metrics.check_accuracy_kind("fit", accuracy)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
+    model_params = {id(param) for param in model.parameters()}
+    foreign = [index for index, param in enumerate(getattr(optimizer, "params", ())) if id(param) not in model_params]
+    if foreign:
+        raise ValueError(
+            f"fit: the optimizer holds parameters that are not the model's (params {foreign}); "
+            "build it from model.parameters() of this model"
+        )
     if scheduler is not None and scheduler.optimizer is not optimizer:
         raise ValueError("fit: the scheduler was built for a different optimizer than the one passed to fit")
     monitor = StepMonitor(detect_anomaly, record, record_every) if detect_anomaly or record is not None else None

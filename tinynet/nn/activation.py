@@ -3,7 +3,7 @@
 Shape: any input shape -> the same shape (Softmax normalises along ``dim``).
 """
 from ..functional import activation as F
-from .._checks import check_float
+from .._checks import check_float, integer, real_number
 from .module import Module
 
 
@@ -24,7 +24,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = real_number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x):
         check_float("LeakyReLU", x)
@@ -71,7 +71,7 @@ class Softmax(Module):
 
     def __init__(self, dim=-1):
         super().__init__()
-        self.dim = int(dim)
+        self.dim = integer("Softmax", "dim", dim)
 
     def forward(self, x):
         check_float("Softmax", x)

@@ -2,30 +2,10 @@
 import numpy as np
 
 from .. import init
-from .._checks import check_float, check_ndim
+from .._checks import check_float, check_ndim, float_dtype, int_pair, positive_int
 from ..backend import check_same_device
 from ..functional.conv import conv2d_backward, conv2d_forward
 from .module import Module, Parameter
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _pair(where, name, value, minimum, adjective):
-    """Normalise an int or a pair of ints to a (height, width) tuple, checking each is >= ``minimum``.
-
-    ``adjective`` words the error, as PyTorch does: "non-positive stride is not supported".
-    """
-    if _is_int(value):
-        pair = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{where}: {adjective} {name} is not supported, got {name}={value!r}")
-    return pair
 
 
 class Conv2d(Module):
@@ -68,17 +48,17 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, dtype=np.float32, rng=None):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _is_int(value) or value <= 0:
-                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
+        in_channels, out_channels, groups = (positive_int("Conv2d", name, value) for name, value in (
+            ("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if value % groups:
                 raise ValueError(f"Conv2d: {name} must be divisible by groups, got {name}={value} and groups={groups}")
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size, 1, "non-positive")
-        self.stride = _pair("Conv2d", "stride", stride, 1, "non-positive")
-        self.padding = _pair("Conv2d", "padding", padding, 0, "negative")
-        self.dilation = _pair("Conv2d", "dilation", dilation, 1, "non-positive")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = int_pair("Conv2d", "kernel_size", kernel_size, 1, "non-positive")
+        self.stride = int_pair("Conv2d", "stride", stride, 1, "non-positive")
+        self.padding = int_pair("Conv2d", "padding", padding, 0, "negative")
+        self.dilation = int_pair("Conv2d", "dilation", dilation, 1, "non-positive")
+        dtype = float_dtype("Conv2d", dtype)
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         init.default_layer_init_(self.weight, self.bias, rng)
@@ -102,11 +82,29 @@ class Conv2d(Module):
 
     def forward(self, x):
         self._check_input(x)
-        y, self._cache = conv2d_forward(
-            x, self.weight.data, None if self.bias is None else self.bias.data,
-            self.stride, self.padding, self.dilation, self.groups, keep_columns=self.training,
-        )
+        try:
+            y, self._cache = conv2d_forward(
+                x, self.weight.data, None if self.bias is None else self.bias.data,
+                self.stride, self.padding, self.dilation, self.groups, keep_columns=self.training,
+            )
+        except (MemoryError, SystemError) as err:
+            # A compiled kernel's failed allocation reaches Python as a SystemError caused by it.
+            cause = err if isinstance(err, MemoryError) else err.__cause__ or err.__context__
+            if not isinstance(cause, MemoryError):
+                raise
+            raise MemoryError(
+                f"Conv2d: cannot allocate the im2col columns for an input of shape {x.shape}: they take "
+                f"{self._column_bytes(x):,} bytes per sample ({cause})"
+            ) from err
         return y
+
+    def _column_bytes(self, x):
+        """Bytes of one sample's im2col columns: (C*KH*KW) rows by (OH*OW) output positions."""
+        outputs = 1
+        for size, pad, kernel, dilation, stride in zip(x.shape[2:], self.padding, self.kernel_size, self.dilation,
+                                                       self.stride):
+            outputs *= (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1] * outputs * x.itemsize
 
     def backward(self, grad_out, need_input_grad=True):
         grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(grad_out), self.bias is not None, need_input_grad)

@@ -1,5 +1,5 @@
 """Dropout layer."""
-from .._checks import check_float
+from .._checks import check_float, probability
 from ..functional.dropout import dropout_backward, dropout_forward
 from .module import Module
 
@@ -17,14 +17,13 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: dropout probability has to be between 0 and 1, but got {p}")
-        self.p = float(p)
+        self.p = probability("Dropout", "p", p)
         self.rng = rng
 
     def forward(self, x):
         check_float("Dropout", x)
-        y, self._cache = dropout_forward(x, self.p, self.training, self.rng)
+        p = probability("Dropout", "p", self.p)  # again: it is a plain attribute, which anyone may set
+        y, self._cache = dropout_forward(x, p, self.training, self.rng)
         # The mask may be None (eval mode); wrap it so backward can still tell
         # "forward ran" from "forward never ran".
         self._cache = (self._cache,)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import init
-from .._checks import check_float, check_ndim, check_size
+from .._checks import check_float, check_ndim, check_size, float_dtype, positive_int
 from ..backend import check_same_device
 from ..functional.linear import linear_backward, linear_forward
 from .module import Module, Parameter
@@ -30,11 +30,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = positive_int("Linear", "in_features", in_features)
+        self.out_features = positive_int("Linear", "out_features", out_features)
+        dtype = float_dtype("Linear", dtype)
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
         init.default_layer_init_(self.weight, self.bias, rng)

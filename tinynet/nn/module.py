@@ -14,7 +14,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import check_device, device_of, get_array_module, to_device
+from .._checks import loaded_array
+from ..backend import check_device, device_of, to_device
 
 
 class Parameter:
@@ -70,7 +71,7 @@ class Module:
     def __init__(self):
         self.training = True
         self._cache = None
-        self._output_shape = None  # of the last call, to check the gradient backward is given
+        self._output_shape = self._output_dtype = None  # of the last call, to check the gradient backward is given
 
     # --- computation -----------------------------------------------------
     def forward(self, x):
@@ -91,14 +92,15 @@ class Module:
 
     def __call__(self, x):
         y = self.forward(x)
-        self._output_shape = getattr(y, "shape", None)
+        self._output_shape, self._output_dtype = getattr(y, "shape", None), getattr(y, "dtype", None)
         return y
 
     def _pop_cache(self, grad_out=None):
         """Return what ``forward`` saved and forget it, so memory is freed after ``backward``.
 
-        Given ``grad_out``, first check that it has the shape of the output of the last call
-        (``layer(x)``), so that a wrong gradient is refused by name rather than broadcast.
+        Given ``grad_out``, first check that it has the shape and dtype of the output of the last
+        call (``layer(x)``), so that a wrong gradient is refused by name rather than broadcast or
+        stored in another dtype; a refused gradient leaves the cache in place.
         """
         cache = self._cache
         if cache is None:
@@ -110,6 +112,11 @@ class Module:
         if grad_out is not None and expected is not None and got != expected:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected a gradient of the output's shape {expected}, got {got}"
+            )
+        expected, got = self._output_dtype, getattr(grad_out, "dtype", None)
+        if grad_out is not None and expected is not None and got != expected:
+            raise TypeError(
+                f"{type(self).__name__}.backward: expected a gradient of the output's dtype {expected}, got {got}"
             )
         self._cache = None
         return cache
@@ -174,7 +181,7 @@ class Module:
             if dtype.kind != "f":
                 raise TypeError(f"Module.to: parameters must be floating point, got dtype {dtype}")
         for module in self.modules():
-            module._cache = module._output_shape = None
+            module._cache = module._output_shape = module._output_dtype = None
         for param in self.parameters():
             if device is not None:
                 param.data = to_device(param.data, device)
@@ -198,29 +205,31 @@ class Module:
     def load_state_dict(self, state_dict):
         """Copy ``state_dict``'s arrays into the parameters, keeping their dtype and device.
 
-        Raises KeyError listing missing and unexpected keys, and ValueError
-        naming the key and both shapes when a shape differs. Nothing is changed
-        unless every key and shape matches.
+        Raises KeyError listing missing and unexpected keys, ValueError naming the key and both
+        shapes when a shape differs, and TypeError naming the key when its values are not real
+        numbers. Nothing is changed unless every entry is right.
         """
-        params = OrderedDict(self.named_parameters())
-        missing = [key for key in params if key not in state_dict]
-        unexpected = [key for key in state_dict if key not in params]
+        return self._load_checked(self._checked_state_dict(state_dict))
+
+    def _checked_state_dict(self, state_dict):
+        """Check ``state_dict`` against ``self.state_dict()`` and return its entries converted to
+        the current entries' dtype and device (new arrays), changing nothing; ``_load_checked``
+        then writes them. ``fit(resume_from=...)`` checks a whole checkpoint this way first."""
+        where = f"Error loading state_dict into {type(self).__name__}"
+        current = self.state_dict()
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"{where}: expected a dict of arrays, got a {type(state_dict).__name__}")
+        missing = [key for key in current if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in current]
         if missing or unexpected:
-            raise KeyError(
-                f"Error loading state_dict into {type(self).__name__}: "
-                f"missing keys {missing}, unexpected keys {unexpected}"
-            )
-        for key, param in params.items():
-            shape = tuple(np.shape(state_dict[key]))
-            if shape != param.shape:
-                raise ValueError(
-                    f"Error loading state_dict into {type(self).__name__}: size mismatch for {key}: "
-                    f"copying a parameter of shape {shape}, the parameter in the model has shape {param.shape}"
-                )
-        for key, param in params.items():
-            value = to_device(state_dict[key], device_of(param.data))
-            xp = get_array_module(param.data)
-            param.data = xp.array(value, dtype=param.dtype, copy=True)
+            raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+        return OrderedDict((key, loaded_array(where, key, state_dict[key], like)) for key, like in current.items())
+
+    def _load_checked(self, arrays):
+        """Write what ``_checked_state_dict`` returned; returns self."""
+        params = dict(self.named_parameters())
+        for key, array in arrays.items():
+            params[key].data = array
         return self
 
     # --- printing ---------------------------------------------------------

@@ -1,7 +1,6 @@
 """2-D max and average pooling layers."""
-from .._checks import check_float, check_ndim
+from .._checks import check_float, check_ndim, int_pair
 from ..functional import pooling as F
-from .conv import _pair
 from .module import Module
 
 
@@ -11,9 +10,9 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         where = type(self).__name__
-        self.kernel_size = _pair(where, "kernel_size", kernel_size, 1, "non-positive")
-        self.stride = self.kernel_size if stride is None else _pair(where, "stride", stride, 1, "non-positive")
-        self.padding = _pair(where, "padding", padding, 0, "negative")
+        self.kernel_size = int_pair(where, "kernel_size", kernel_size, 1, "non-positive")
+        self.stride = self.kernel_size if stride is None else int_pair(where, "stride", stride, 1, "non-positive")
+        self.padding = int_pair(where, "padding", padding, 0, "negative")
         if any(pad > k // 2 for pad, k in zip(self.padding, self.kernel_size)):
             # A window could then lie entirely in the padding (PyTorch refuses this too).
             raise ValueError(

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import loaded_array
 from ..backend import check_device, device_of, get_array_module, to_device
 from ..nn.module import Module, Parameter
 
@@ -104,7 +105,21 @@ class Optimizer:
 
     # --- training ------------------------------------------------------------
     def step(self):
-        """Update every parameter whose ``.grad`` is not None; the others are left untouched."""
+        """Update every parameter whose ``.grad`` is not None; the others are left untouched.
+
+        Raises ValueError (shape) or TypeError (dtype, device) naming the parameter's index when
+        a gradient does not match its parameter, before any parameter is updated."""
+        where = f"{type(self).__name__}.step"
+        for index, param in enumerate(self.params):
+            grad = param.grad
+            if grad is None:
+                continue
+            if getattr(grad, "shape", None) != param.shape:
+                got = getattr(grad, "shape", type(grad).__name__)
+                raise ValueError(f"{where}: the gradient of params[{index}] has shape {got}, the parameter {param.shape}")
+            if grad.dtype != param.dtype or type(grad) is not type(param.data):
+                raise TypeError(f"{where}: the gradient of params[{index}] is a {grad.dtype} {type(grad).__name__}, "
+                                f"the parameter a {param.dtype} {type(param.data).__name__}")
         for param, state in zip(self.params, self.state):
             if param.grad is not None:
                 self._update(param, self._follow(param, state))
@@ -178,10 +193,18 @@ class Optimizer:
 
         Hyperparameters are checked as in ``__init__``; arrays are copied onto each
         parameter's device and dtype. Raises KeyError listing missing and unexpected
-        keys, and ValueError naming the key and both shapes when a shape differs.
+        keys, ValueError naming the key and both shapes when a shape differs, and
+        TypeError naming the key of an array that holds no real numbers.
         Nothing changes unless everything matches. Returns self.
         """
+        return self._load_checked(self._checked_state_dict(state_dict))
+
+    def _checked_state_dict(self, state_dict):
+        """Check a ``state_dict()`` and return ``(hyperparameters, step_count, state)`` converted
+        for this optimizer, changing nothing; ``_load_checked`` then installs them."""
         where = type(self).__name__
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"Error loading state_dict into {where}: expected a dict, got a {type(state_dict).__name__}")
         required = ("step",) + self.hyperparameters
         missing = [key for key in required if key not in state_dict]
         if missing:
@@ -212,29 +235,21 @@ class Optimizer:
             raise KeyError(
                 f"Error loading state_dict into {where}: missing keys {missing}, unexpected keys {unexpected}"
             )
-        for index, state in loaded.items():
-            param = self.params[index]
-            for name, value in state.items():
-                if name in self.scalar_state:
-                    state[name] = self._as_count(f"state.{index}.{name}", value)
-                elif tuple(np.shape(value)) != param.shape:
-                    raise ValueError(
-                        f"Error loading state_dict into {where}: size mismatch for state.{index}.{name}: "
-                        f"copying an array of shape {tuple(np.shape(value))}, "
-                        f"parameter {index} has shape {param.shape}"
-                    )
+        state = [{} for _ in self.params]
+        for index, entries in sorted(loaded.items()):
+            for name in names:  # in the order the update rule creates them, as state_dict() lists them
+                key = f"state.{index}.{name}"
+                state[index][name] = (
+                    self._as_count(key, entries[name]) if name in self.scalar_state
+                    else loaded_array(f"Error loading state_dict into {where}", key, entries[name], self.params[index].data)
+                )
+        return hyperparameters, step_count, state
 
+    def _load_checked(self, checked):
+        """Install what ``_checked_state_dict`` returned; returns self."""
+        hyperparameters, self.step_count, self.state = checked
         for name, value in hyperparameters.items():
             setattr(self, name, value)
-        self.step_count = step_count
-        self.state = [{} for _ in self.params]
-        for index, state in loaded.items():
-            data = self.params[index].data
-            xp = get_array_module(data)
-            for name, value in state.items():
-                if name not in self.scalar_state:
-                    value = xp.array(to_device(value, device_of(data)), dtype=data.dtype, copy=True)
-                self.state[index][name] = value
         self._workspace.clear()
         return self
 
