@@ -26,6 +26,7 @@ from .nn import (
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn import AvgPool2d, Conv2d, MaxPool2d
+from .nn import AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, LayerNorm, Residual
 from .rng import manual_seed
 from .serialization import load, save
 
@@ -43,6 +44,7 @@ __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
     "Dropout", "Flatten",
     "Conv2d", "MaxPool2d", "AvgPool2d",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AdaptiveAvgPool2d", "Residual",
     # losses and gradient checking
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
     # training

@@ -5,10 +5,13 @@ from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
 from .module import Module, Parameter, Sequential
-from .pooling import AvgPool2d, MaxPool2d
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .residual import Residual
 
 __all__ = [
     "Module", "Parameter", "Sequential",
     "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "Flatten",
     "Conv2d", "MaxPool2d", "AvgPool2d",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AdaptiveAvgPool2d", "Residual",
 ]
