@@ -27,6 +27,7 @@ from .nn import (
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .nn import AvgPool2d, Conv2d, MaxPool2d
 from .nn import AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, LayerNorm, Residual
+from .nn import ELU, GELU, Dropout2d, Hardtanh, Identity, LogSoftmax, SiLU, Softplus
 from .rng import manual_seed
 from .serialization import load, save
 
@@ -45,6 +46,7 @@ __all__ = [
     "Dropout", "Flatten",
     "Conv2d", "MaxPool2d", "AvgPool2d",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AdaptiveAvgPool2d", "Residual",
+    "GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "LogSoftmax", "Identity", "Dropout2d",
     # losses and gradient checking
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
     # training

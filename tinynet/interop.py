@@ -6,8 +6,8 @@
 Layers map one to one, with the same constructor arguments and the same weight
 layouts and state-dict keys (``"0.weight"``), so a converted model computes the
 same function. Supported: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
-BatchNorm1d, BatchNorm2d, LayerNorm, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Flatten,
-Dropout, Sequential (nested too) and Residual, which maps to the small torch module
+BatchNorm1d, BatchNorm2d, LayerNorm, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax,
+GELU, SiLU, ELU, Softplus, Hardtanh, Identity, Flatten, Dropout, Dropout2d, Sequential (nested too) and Residual, which maps to the small torch module
 ``torch_residual_class()`` defines. Buffers (BatchNorm's running statistics) are copied
 like the weights. Anything
 else, or a PyTorch option tinynet does not have (``ceil_mode=True``, a padding
@@ -23,7 +23,7 @@ from .backend import to_numpy
 
 SUPPORTED = ("Sequential", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
              "Softmax", "Flatten", "Dropout", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-             "Residual")
+             "Residual", "GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "LogSoftmax", "Identity", "Dropout2d")
 
 _torch_residual = None
 
@@ -118,6 +118,14 @@ def _layer_to_torch(torch, module, path):
         nn.Softmax: lambda: t.Softmax(dim=module.dim),
         nn.Flatten: t.Flatten,
         nn.Dropout: lambda: t.Dropout(module.p),
+        nn.Dropout2d: lambda: t.Dropout2d(module.p),
+        nn.LogSoftmax: lambda: t.LogSoftmax(dim=module.dim),
+        nn.GELU: lambda: t.GELU(approximate=module.approximate),
+        nn.SiLU: t.SiLU,
+        nn.ELU: lambda: t.ELU(module.alpha),
+        nn.Softplus: lambda: t.Softplus(module.beta, module.threshold),
+        nn.Hardtanh: lambda: t.Hardtanh(module.min_val, module.max_val),
+        nn.Identity: t.Identity,
     }
     if kind not in simple:
         raise _unsupported("to_torch", path, module)
@@ -200,10 +208,10 @@ def _layer_from_torch(torch, module, path):
     if kind is t.AvgPool2d:
         _require_defaults(path, module, ceil_mode=False, count_include_pad=True, divisor_override=None)
         return nn.AvgPool2d(module.kernel_size, module.stride, module.padding)
-    if kind is t.Softmax:
+    if kind in (t.Softmax, t.LogSoftmax):
         if module.dim is None:
             raise _unsupported("from_torch", path, module, "dim=None is not supported; give the dim explicitly")
-        return nn.Softmax(module.dim)
+        return getattr(nn, kind.__name__)(module.dim)
     if kind is t.Flatten:
         _require_defaults(path, module, start_dim=1, end_dim=-1)
         return nn.Flatten()
@@ -217,6 +225,13 @@ def _layer_from_torch(torch, module, path):
         t.Sigmoid: nn.Sigmoid,
         t.Tanh: nn.Tanh,
         t.Dropout: lambda: nn.Dropout(module.p),
+        t.Dropout2d: lambda: nn.Dropout2d(module.p),
+        t.GELU: lambda: nn.GELU(module.approximate),
+        t.SiLU: nn.SiLU,
+        t.ELU: lambda: nn.ELU(module.alpha),
+        t.Softplus: lambda: nn.Softplus(module.beta, module.threshold),
+        t.Hardtanh: lambda: nn.Hardtanh(module.min_val, module.max_val),
+        t.Identity: nn.Identity,
     }
     if kind not in simple:
         raise _unsupported("from_torch", path, module)

@@ -1,7 +1,7 @@
 """Layers: thin stateful modules over ``tinynet.functional``."""
-from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activation import ELU, GELU, Hardtanh, Identity, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .conv import Conv2d
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .flatten import Flatten
 from .linear import Linear
 from .module import Module, Parameter, Sequential
@@ -14,4 +14,5 @@ __all__ = [
     "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "Flatten",
     "Conv2d", "MaxPool2d", "AvgPool2d",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AdaptiveAvgPool2d", "Residual",
+    "GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "LogSoftmax", "Identity", "Dropout2d",
 ]

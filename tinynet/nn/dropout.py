@@ -1,5 +1,5 @@
 """Dropout layer."""
-from .._checks import check_float
+from .._checks import check_float, check_ndim
 from ..functional.dropout import dropout_backward, dropout_forward
 from .module import Module
 
@@ -18,13 +18,13 @@ class Dropout(Module):
     def __init__(self, p=0.5, rng=None):
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: dropout probability has to be between 0 and 1, but got {p}")
+            raise ValueError(f"{type(self).__name__}: dropout probability has to be between 0 and 1, but got {p}")
         self.p = float(p)
         self.rng = rng
 
     def forward(self, x):
-        check_float("Dropout", x)
-        y, self._cache = dropout_forward(x, self.p, self.training, self.rng)
+        check_float(type(self).__name__, x)
+        y, self._cache = dropout_forward(x, self.p, self.training, self.rng, self._mask_shape(x))
         # The mask may be None (eval mode); wrap it so backward can still tell
         # "forward ran" from "forward never ran".
         self._cache = (self._cache,)
@@ -34,5 +34,24 @@ class Dropout(Module):
         (mask,) = self._pop_cache(grad_out)
         return dropout_backward(grad_out, mask)
 
+    def _mask_shape(self, x):
+        """One random draw per element."""
+        return x.shape
+
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class Dropout2d(Dropout):
+    """Channel dropout: in training mode zero each whole channel (feature map) with probability ``p``
+    and scale the kept ones by 1/(1-p); in eval mode the identity. Neighbouring pixels of a feature
+    map are strongly correlated, so dropping single pixels would hardly regularise a conv net.
+
+    Args: as ``Dropout``.
+
+    Shape: input (N, C, H, W) -> the same; the mask is (N, C, 1, 1).
+    """
+
+    def _mask_shape(self, x):
+        check_ndim("Dropout2d", x, 4, "(N, C, H, W)")
+        return x.shape[:2] + (1, 1)
