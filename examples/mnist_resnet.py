@@ -10,7 +10,7 @@ Each residual block is conv3x3-BN-ReLU-conv3x3-BN, added to its shortcut, then R
 al., 2016). SGD with Nesterov momentum and weight decay, a one-cycle learning rate, random
 shifts, rotations and zooms of the training images.
 
-    python examples/mnist_resnet.py                  # 8 epochs
+    python examples/mnist_resnet.py                  # 12 epochs
     python examples/mnist_resnet.py --epochs 1 --train-samples 2000   # a quick look
 
 Prints the loss, the test accuracy and the seconds of every epoch. MNIST is read from
@@ -70,7 +70,7 @@ def test_accuracy(model, images, labels, batch_size=1000):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1, help="the one-cycle peak learning rate")
     parser.add_argument("--seed", type=int, default=0)

@@ -25,6 +25,7 @@ from .nn import (
     Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .losses import HuberLoss, NLLLoss, SmoothL1Loss
 from .nn import AvgPool2d, Conv2d, MaxPool2d
 from .nn import AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, LayerNorm, Residual
 from .nn import ELU, GELU, Dropout2d, Hardtanh, Identity, LogSoftmax, SiLU, Softplus
@@ -49,6 +50,7 @@ __all__ = [
     "GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "LogSoftmax", "Identity", "Dropout2d",
     # losses and gradient checking
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
+    "NLLLoss", "HuberLoss", "SmoothL1Loss",
     # training
     "train", "fit", "evaluate", "predict", "metrics", "schedules", "callbacks", "augment",
 ]
