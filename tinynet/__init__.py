@@ -19,6 +19,7 @@ from . import optim
 from . import kernels
 from . import losses, testing
 from . import augment, callbacks, metrics, schedules, train
+from . import utils
 from .train import evaluate, fit, predict
 from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
 from .nn import (
@@ -53,4 +54,5 @@ __all__ = [
     "NLLLoss", "HuberLoss", "SmoothL1Loss",
     # training
     "train", "fit", "evaluate", "predict", "metrics", "schedules", "callbacks", "augment",
+    "utils",
 ]
