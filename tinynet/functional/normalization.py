@@ -14,6 +14,7 @@ x through them too, and the input gradient has three terms (Ioffe and Szegedy, 2
 (means over the reduced axes). With fixed statistics (BatchNorm in evaluation)
 only the first term remains.
 """
+import math
 from typing import NamedTuple
 
 from ..backend import get_array_module
@@ -28,6 +29,20 @@ class NormCache(NamedTuple):
     batch_stats: bool    # the statistics came from x (the three-term gradient)
 
 
+def _sum(axes, *factors, keepdims=True):
+    """The sum over ``axes`` of the product of ``factors`` (arrays of one shape), by einsum: one pass,
+    no temporary for the product, and for NCHW's per-channel sums a third of the time NumPy's
+    ``sum(axis=(0, 2, 3))`` takes."""
+    xp = get_array_module(*factors)
+    shape = factors[0].shape
+    letters = "abcdefghijklmnopqrstuvwxyz"[:len(shape)]
+    kept = "".join(letter for axis, letter in enumerate(letters) if axis not in axes)
+    total = xp.einsum(",".join([letters] * len(factors)) + "->" + kept, *factors)
+    if keepdims:
+        total = total.reshape([1 if axis in axes else size for axis, size in enumerate(shape)])
+    return total
+
+
 def normalize_forward(x, axes, eps, weight=None, bias=None, mean=None, var=None, param_axes=None):
     """Normalise ``x`` over ``axes``, then scale by ``weight`` and shift by ``bias`` (both
     shaped to broadcast against x, or None).
@@ -40,9 +55,10 @@ def normalize_forward(x, axes, eps, weight=None, bias=None, mean=None, var=None,
     xp = get_array_module(x)
     batch_stats = mean is None
     if batch_stats:
-        mean = x.mean(axis=axes, keepdims=True)
+        count = x.dtype.type(math.prod(x.shape[axis] for axis in axes))
+        mean = _sum(axes, x) / count
         centred = x - mean
-        var = (centred * centred).mean(axis=axes, keepdims=True)
+        var = _sum(axes, centred, centred) / count
     else:
         centred = x - mean
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
@@ -62,12 +78,13 @@ def normalize_backward(grad_y, cache, need_param_grads):
     x_hat, inv_std, weight, axes, param_axes, batch_stats = cache
     grad_weight = grad_bias = None
     if need_param_grads:
-        grad_weight = (grad_y * x_hat).sum(axis=param_axes)
-        grad_bias = grad_y.sum(axis=param_axes)
+        grad_weight = _sum(param_axes, grad_y, x_hat, keepdims=False)
+        grad_bias = _sum(param_axes, grad_y, keepdims=False)
     g_hat = grad_y if weight is None else grad_y * weight
     if not batch_stats:
         return g_hat * inv_std, grad_weight, grad_bias
-    grad_x = g_hat - g_hat.mean(axis=axes, keepdims=True)
-    grad_x -= x_hat * (g_hat * x_hat).mean(axis=axes, keepdims=True)
+    count = grad_y.dtype.type(math.prod(grad_y.shape[axis] for axis in axes))
+    grad_x = g_hat - _sum(axes, g_hat) / count
+    grad_x -= x_hat * (_sum(axes, g_hat, x_hat) / count)
     grad_x *= inv_std
     return grad_x, grad_weight, grad_bias
