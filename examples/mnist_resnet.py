@@ -11,7 +11,7 @@ al., 2016). SGD with Nesterov momentum and weight decay, a one-cycle learning ra
 shifts, rotations and zooms of the training images.
 
     python examples/mnist_resnet.py                  # 12 epochs
-    python examples/mnist_resnet.py --epochs 1 --train-samples 2000   # a quick look
+    python examples/mnist_resnet.py --epochs 1 --train-samples 2000 --test-samples 1000   # a quick look
 
 Prints the loss, the test accuracy and the seconds of every epoch. MNIST is read from
 ``--data-root``, else ``$TINYNET_DATA``, else downloaded by torchvision into ``./data``.
@@ -75,6 +75,7 @@ def main():
     parser.add_argument("--lr", type=float, default=0.1, help="the one-cycle peak learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-samples", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--test-samples", type=int, default=None, help="test on only the first N test images")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
 
@@ -82,6 +83,7 @@ def main():
     train_images, train_labels = tn.datasets.mnist(args.data_root, train=True)
     test_images, test_labels = tn.datasets.mnist(args.data_root, train=False)
     train_images, train_labels = train_images[:args.train_samples], train_labels[:args.train_samples]
+    test_images, test_labels = test_images[:args.test_samples], test_labels[:args.test_samples]
     # Shifting with a fill of 0 before standardising keeps the background the background.
     augment = tn.augment.RandomAffine(degrees=10, translate=2, scale=(0.9, 1.1))
     loader = tn.data.DataLoader(train_images, train_labels, batch_size=args.batch_size, shuffle=True,

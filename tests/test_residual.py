@@ -1,6 +1,8 @@
 """Residual against PyTorch and finite differences, the composite-module pattern of the README, and a
 residual network with BatchNorm trained for 20 steps beside PyTorch (float64, within 1e-9)."""
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,13 @@ def test_the_readme_s_composite_module_computes_what_residual_does():
         results.append([y, model.backward(grad_y)] + [param.grad for param in block.parameters()])
     for ours, theirs in zip(*results):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_resnet_example_trains_and_reports_each_epoch(mnist_root):
+    script = Path(__file__).resolve().parents[1] / "examples" / "mnist_resnet.py"
+    done = subprocess.run([sys.executable, str(script), "--epochs", "2", "--train-samples", "512", "--test-samples", "200",
+                           "--batch-size", "64", "--data-root", mnist_root], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "77,754 parameters; 2 epochs of 8 steps" in done.stdout
+    losses = [float(loss) for loss in re.findall(r"epoch \d: train loss ([0-9.]+), test accuracy [0-9.]+%, \d+ s", done.stdout)]
+    assert len(losses) == 2 and losses[1] < losses[0], done.stdout
