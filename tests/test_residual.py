@@ -50,7 +50,7 @@ def test_residual_matches_torch(dtype, data):
     compare_module(layer, reference, x, dtype=dtype)
 
 
-@settings(max_examples=15)  # finite differences cost two forward passes per weight and input element
+@settings(max_examples=10)  # finite differences cost two forward passes per weight and input element
 @given(data=st.data())
 def test_residual_passes_gradcheck_and_backward_parameters_agrees(data):
     layer, _, x = residual_case(data, np.float64)
@@ -142,7 +142,7 @@ def test_the_readme_s_composite_module_computes_what_residual_does():
     namespace = {}
     exec(compile(re.search(r"```python\n(.*?)```", section, re.S).group(1), "README.md", "exec"), namespace)
     block = namespace["BasicBlock"](3).to(np.float64)
-    assert gradcheck(block, np.random.default_rng(1).standard_normal((4, 3, 3, 3)))
+    assert gradcheck(block, np.random.default_rng(1).standard_normal((2, 3, 3, 3)))
     # The same sub-modules (the same weights) composed with Residual, which is tested against PyTorch.
     same = tn.Sequential(tn.Residual(tn.Sequential(block.conv1, block.bn1, block.relu1, block.conv2, block.bn2)),
                          block.relu2)
