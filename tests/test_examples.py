@@ -19,7 +19,8 @@ def run_script(script, *args):
 
 
 def test_every_example_is_listed():
-    assert sorted(path.name for path in EXAMPLES.glob("*.py")) == sorted(SCRIPTS)
+    # mnist_resnet.py writes its loop out instead of calling a recipe; test_residual.py runs it.
+    assert sorted(path.name for path in EXAMPLES.glob("*.py")) == sorted([*SCRIPTS, "mnist_resnet.py"])
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -13,7 +13,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 def test_the_python_examples_run(mnist_root, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     monkeypatch.setenv("TINYNET_DATA", mnist_root)
     monkeypatch.chdir(tmp_path)
     namespace = {}

@@ -19,7 +19,7 @@ from . import optim
 from . import kernels
 from . import losses, testing
 from . import augment, callbacks, metrics, schedules, train
-from . import debug
+from . import debug, utils
 from .train import evaluate, fit, predict
 from .debug import NonFiniteError, detect_anomaly
 from .model_summary import summary
@@ -28,7 +28,10 @@ from .nn import (
     Dropout, Flatten, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .losses import HuberLoss, NLLLoss, SmoothL1Loss
 from .nn import AvgPool2d, Conv2d, MaxPool2d
+from .nn import AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, LayerNorm, Residual
+from .nn import ELU, GELU, Dropout2d, Hardtanh, Identity, LogSoftmax, SiLU, Softplus
 from .rng import manual_seed
 from .serialization import load, save
 
@@ -46,10 +49,14 @@ __all__ = [
     "Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
     "Dropout", "Flatten",
     "Conv2d", "MaxPool2d", "AvgPool2d",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AdaptiveAvgPool2d", "Residual",
+    "GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "LogSoftmax", "Identity", "Dropout2d",
     # losses and gradient checking
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
+    "NLLLoss", "HuberLoss", "SmoothL1Loss",
     # training
     "train", "fit", "evaluate", "predict", "metrics", "schedules", "callbacks", "augment",
+    "utils",
     # seeing inside a network
     "debug", "summary", "detect_anomaly", "NonFiniteError",
 ]

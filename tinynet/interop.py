@@ -5,8 +5,11 @@
 
 Layers map one to one, with the same constructor arguments and the same weight
 layouts and state-dict keys (``"0.weight"``), so a converted model computes the
-same function. Supported: Linear, Conv2d, MaxPool2d, AvgPool2d, ReLU, LeakyReLU,
-Sigmoid, Tanh, Softmax, Flatten, Dropout, and Sequential (nested too). Anything
+same function. Supported: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
+BatchNorm1d, BatchNorm2d, LayerNorm, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax,
+GELU, SiLU, ELU, Softplus, Hardtanh, Identity, Flatten, Dropout, Dropout2d, Sequential (nested too) and Residual, which maps to the small torch module
+``torch_residual_class()`` defines. Buffers (BatchNorm's running statistics) are copied
+like the weights. Anything
 else, or a PyTorch option tinynet does not have (``ceil_mode=True``, a padding
 mode other than zeros, ...), raises an error naming the layer and the option.
 
@@ -19,7 +22,10 @@ from . import nn
 from .backend import to_numpy
 
 SUPPORTED = ("Sequential", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-             "Softmax", "Flatten", "Dropout")
+             "Softmax", "Flatten", "Dropout", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+             "Residual", "GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "LogSoftmax", "Identity", "Dropout2d")
+
+_torch_residual = None
 
 
 def _import_torch(where):
@@ -30,6 +36,11 @@ def _import_torch(where):
     return torch
 
 
+def _child(path, name):
+    """The dotted path of a sub-module, for error messages."""
+    return f"{path}.{name}" if path else name
+
+
 def _unsupported(where, path, module, reason=None):
     name = type(module).__name__
     at = f" at {path!r}" if path else ""
@@ -38,13 +49,34 @@ def _unsupported(where, path, module, reason=None):
     return TypeError(f"{where}: cannot convert layer {name}{at}: {reason}")
 
 
+def torch_residual_class():
+    """The ``torch.nn.Module`` class a tinynet ``Residual`` converts to: ``block(x) + shortcut(x)``,
+    the shortcut the identity when None, with the same sub-module names (state-dict keys)."""
+    global _torch_residual
+    if _torch_residual is None:
+        torch = _import_torch("torch_residual_class")
+
+        class Residual(torch.nn.Module):
+            def __init__(self, block, shortcut=None):
+                super().__init__()
+                self.block = block
+                self.shortcut = shortcut
+
+            def forward(self, x):
+                return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+        _torch_residual = Residual
+    return _torch_residual
+
+
 # --- tinynet -> PyTorch ------------------------------------------------------------
 
 def _copy_into_torch(torch, torch_module, module):
-    """Replace the torch module's parameters by copies of the tinynet module's, in their dtype."""
+    """Replace the torch module's parameters and buffers by copies of the tinynet module's, in their dtype."""
     state = {key: torch.from_numpy(np.array(to_numpy(value), copy=True)) for key, value in module.state_dict().items()}
-    dtype = next(iter(state.values())).dtype
-    torch_module.to(dtype)
+    floats = [value.dtype for value in state.values() if value.is_floating_point()]
+    if floats:
+        torch_module.to(floats[0])  # casts floating-point parameters and buffers only, as tinynet's to() does
     torch_module.load_state_dict(state, strict=True)
     return torch_module
 
@@ -55,6 +87,18 @@ def _layer_to_torch(torch, module, path):
     if kind is nn.Sequential:
         return t.Sequential(*(_layer_to_torch(torch, child, f"{path}.{name}" if path else name)
                               for name, child in module.named_children()))
+    if kind is nn.Residual:
+        block, shortcut = ((None if branch is None else _layer_to_torch(torch, branch, _child(path, name)))
+                           for name, branch in (("block", module.block), ("shortcut", module.shortcut)))
+        return torch_residual_class()(block, shortcut)
+    if kind in (nn.BatchNorm1d, nn.BatchNorm2d):
+        converted = getattr(t, kind.__name__)(module.num_features, module.eps, module.momentum, module.affine,
+                                              module.track_running_stats)
+        return _copy_into_torch(torch, converted, module)
+    if kind is nn.LayerNorm:
+        converted = t.LayerNorm(module.normalized_shape, module.eps, module.elementwise_affine,
+                                bias=module.bias is not None)
+        return _copy_into_torch(torch, converted, module)
     if kind is nn.Linear:
         converted = t.Linear(module.in_features, module.out_features, bias=module.bias is not None)
         return _copy_into_torch(torch, converted, module)
@@ -66,6 +110,7 @@ def _layer_to_torch(torch, module, path):
     simple = {
         nn.MaxPool2d: lambda: t.MaxPool2d(module.kernel_size, module.stride, module.padding),
         nn.AvgPool2d: lambda: t.AvgPool2d(module.kernel_size, module.stride, module.padding),
+        nn.AdaptiveAvgPool2d: lambda: t.AdaptiveAvgPool2d(module.output_size),
         nn.ReLU: t.ReLU,
         nn.LeakyReLU: lambda: t.LeakyReLU(module.negative_slope),
         nn.Sigmoid: t.Sigmoid,
@@ -73,6 +118,14 @@ def _layer_to_torch(torch, module, path):
         nn.Softmax: lambda: t.Softmax(dim=module.dim),
         nn.Flatten: t.Flatten,
         nn.Dropout: lambda: t.Dropout(module.p),
+        nn.Dropout2d: lambda: t.Dropout2d(module.p),
+        nn.LogSoftmax: lambda: t.LogSoftmax(dim=module.dim),
+        nn.GELU: lambda: t.GELU(approximate=module.approximate),
+        nn.SiLU: t.SiLU,
+        nn.ELU: lambda: t.ELU(module.alpha),
+        nn.Softplus: lambda: t.Softplus(module.beta, module.threshold),
+        nn.Hardtanh: lambda: t.Hardtanh(module.min_val, module.max_val),
+        nn.Identity: t.Identity,
     }
     if kind not in simple:
         raise _unsupported("to_torch", path, module)
@@ -94,7 +147,11 @@ def to_torch(model):
 # --- PyTorch -> tinynet ------------------------------------------------------------
 
 def _numpy_dtype(torch_module):
-    return torch_module.weight.detach().cpu().numpy().dtype
+    """The NumPy dtype of the module's first floating-point parameter or buffer (float32 if none)."""
+    for value in torch_module.state_dict().values():
+        if value.is_floating_point():
+            return value.detach().cpu().numpy().dtype
+    return np.dtype(np.float32)
 
 
 def _require_defaults(path, module, **defaults):
@@ -121,6 +178,18 @@ def _layer_from_torch(torch, module, path):
     if kind is t.Sequential:
         return nn.Sequential(*(_layer_from_torch(torch, child, f"{path}.{name}" if path else name)
                                for name, child in module.named_children()))
+    if _torch_residual is not None and kind is _torch_residual:
+        block, shortcut = ((None if branch is None else _layer_from_torch(torch, branch, _child(path, name)))
+                           for name, branch in (("block", module.block), ("shortcut", module.shortcut)))
+        return nn.Residual(block, shortcut)
+    if kind in (t.BatchNorm1d, t.BatchNorm2d):
+        layer = getattr(nn, kind.__name__)(module.num_features, module.eps, module.momentum, module.affine,
+                                           module.track_running_stats, dtype=_numpy_dtype(module))
+        return _copy_from_torch(layer, module)
+    if kind is t.LayerNorm:
+        layer = nn.LayerNorm(module.normalized_shape, module.eps, module.elementwise_affine,
+                             bias=module.bias is not None, dtype=_numpy_dtype(module))
+        return _copy_from_torch(layer, module)
     if kind is t.Linear:
         layer = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None,
                           dtype=_numpy_dtype(module), rng=rng)
@@ -139,19 +208,30 @@ def _layer_from_torch(torch, module, path):
     if kind is t.AvgPool2d:
         _require_defaults(path, module, ceil_mode=False, count_include_pad=True, divisor_override=None)
         return nn.AvgPool2d(module.kernel_size, module.stride, module.padding)
-    if kind is t.Softmax:
+    if kind in (t.Softmax, t.LogSoftmax):
         if module.dim is None:
             raise _unsupported("from_torch", path, module, "dim=None is not supported; give the dim explicitly")
-        return nn.Softmax(module.dim)
+        return getattr(nn, kind.__name__)(module.dim)
     if kind is t.Flatten:
         _require_defaults(path, module, start_dim=1, end_dim=-1)
         return nn.Flatten()
+    if kind is t.AdaptiveAvgPool2d:
+        if module.output_size is None or (isinstance(module.output_size, tuple) and None in module.output_size):
+            raise _unsupported("from_torch", path, module, "an output size of None is not supported; give it in pixels")
+        return nn.AdaptiveAvgPool2d(module.output_size)
     simple = {
         t.ReLU: nn.ReLU,
         t.LeakyReLU: lambda: nn.LeakyReLU(module.negative_slope),
         t.Sigmoid: nn.Sigmoid,
         t.Tanh: nn.Tanh,
         t.Dropout: lambda: nn.Dropout(module.p),
+        t.Dropout2d: lambda: nn.Dropout2d(module.p),
+        t.GELU: lambda: nn.GELU(module.approximate),
+        t.SiLU: nn.SiLU,
+        t.ELU: lambda: nn.ELU(module.alpha),
+        t.Softplus: lambda: nn.Softplus(module.beta, module.threshold),
+        t.Hardtanh: lambda: nn.Hardtanh(module.min_val, module.max_val),
+        t.Identity: nn.Identity,
     }
     if kind not in simple:
         raise _unsupported("from_torch", path, module)
@@ -173,4 +253,4 @@ def from_torch(module):
     return converted
 
 
-__all__ = ["to_torch", "from_torch", "SUPPORTED"]
+__all__ = ["to_torch", "from_torch", "torch_residual_class", "SUPPORTED"]

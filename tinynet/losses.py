@@ -53,7 +53,7 @@ class Loss:
             raise ValueError(f"{name}: got an empty input of shape {output.shape}; a loss needs at least one sample")
         self._check_values(output, target)
         forward, _ = self._functions
-        value, cache = forward(output, target, self.reduction)
+        value, cache = forward(output, target, self.reduction, **self._options())
         value = float(value)  # on the GPU this waits for the result; a Python float is what callers log
         if not math.isfinite(value):
             raise self._not_finite_error(output, value)
@@ -77,6 +77,10 @@ class Loss:
     def _check_shapes(self, output, target):
         """Check ndim, shapes and dtypes (cheap: no pass over the data)."""
         raise NotImplementedError
+
+    def _options(self):
+        """The loss's own arguments for its forward function, e.g. ``{"delta": 1.0}``."""
+        return {}
 
     def _check_values(self, output, target):
         """Check value ranges of a non-empty input (a pass over the data; only where needed)."""
@@ -153,26 +157,11 @@ class MSELoss(_ElementwiseLoss):
     _functions = (F.mse_loss_forward, F.mse_loss_backward)
 
 
-class CrossEntropyLoss(Loss):
-    """Softmax cross-entropy of logits against integer class labels (log-softmax and NLL fused).
-
-    loss = mean_i [ logsumexp(logits_i) - logits_i[target_i] ]   (or the sum)
-
-    Shape: logits (N, C) floats, target (N,) integers in [0, C) -> a float.
-    The gradient is (softmax(logits) - one_hot(target)) / N, from the softmax
-    computed once in the forward pass.
-
-    Example::
-
-        loss_fn = CrossEntropyLoss()
-        loss = loss_fn(model(x), y)           # x (N, 784), y (N,) in [0, 10)
-        model.backward(loss_fn.backward())
-    """
-
-    _functions = (F.cross_entropy_forward, F.cross_entropy_backward)
+class _ClassIndexLoss(Loss):
+    """A loss of (N, C) scores against (N,) integer class indices: the checks CrossEntropyLoss and NLLLoss share."""
 
     def _check_shapes(self, logits, target):
-        name = "CrossEntropyLoss"
+        name = type(self).__name__
         check_ndim(name, logits, 2, "(N, C)")
         check_float(name, logits)
         if getattr(target, "dtype", None) is None or target.dtype.kind not in "iu":
@@ -187,9 +176,110 @@ class CrossEntropyLoss(Loss):
         low, high = int(target.min()), int(target.max())
         if low < 0 or high >= classes:
             raise IndexError(
-                f"CrossEntropyLoss: Target {low if low < 0 else high} is out of bounds: "
+                f"{type(self).__name__}: Target {low if low < 0 else high} is out of bounds: "
                 f"class indices must be in [0, {classes - 1}] for logits with {classes} classes"
             )
+
+
+class CrossEntropyLoss(_ClassIndexLoss):
+    """Softmax cross-entropy of logits against integer class labels (log-softmax and NLL fused).
+
+    loss = mean_i [ logsumexp(logits_i) - logits_i[target_i] ]   (or the sum)
+
+    Args:
+        reduction: ``"mean"`` or ``"sum"``.
+        label_smoothing: e in [0, 1]: the target becomes (1 - e) * one_hot + e / C (Szegedy et
+            al., 2016), which keeps the model from growing its logits without bound.
+
+    Shape: logits (N, C) floats, target (N,) integers in [0, C) -> a float.
+    The gradient is (softmax(logits) - target distribution) / N, from the softmax
+    computed once in the forward pass.
+
+    Example::
+
+        loss_fn = CrossEntropyLoss()
+        loss = loss_fn(model(x), y)           # x (N, 784), y (N,) in [0, 10)
+        model.backward(loss_fn.backward())
+    """
+
+    _functions = (F.cross_entropy_forward, F.cross_entropy_backward)
+
+    def __init__(self, reduction="mean", label_smoothing=0.0):
+        super().__init__(reduction)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def _options(self):
+        return {"label_smoothing": self.label_smoothing}
+
+    def extra_repr(self):
+        text = super().extra_repr()
+        return text + f", label_smoothing={self.label_smoothing}" if self.label_smoothing else text
+
+
+class NLLLoss(_ClassIndexLoss):
+    """Negative log-likelihood of log-probabilities against integer class labels:
+    loss = -mean_i log_probs[i, target_i] (or the sum).
+
+    ``NLLLoss()(LogSoftmax(dim=1)(logits), y)`` equals ``CrossEntropyLoss()(logits, y)``.
+
+    Shape: log_probs (N, C) floats, target (N,) integers in [0, C) -> a float.
+    """
+
+    _functions = (F.nll_loss_forward, F.nll_loss_backward)
+
+
+class HuberLoss(_ElementwiseLoss):
+    """Quadratic for small errors, linear for large ones: for d = output - target,
+    0.5 * d**2 where |d| <= delta, else delta * (|d| - 0.5 * delta); averaged (or summed).
+
+    Args:
+        reduction: ``"mean"`` or ``"sum"``.
+        delta: where the quadratic piece turns linear (> 0).
+
+    Shape: output (N, *) and target of the same shape and dtype -> a float.
+    """
+
+    _functions = (F.huber_loss_forward, F.huber_loss_backward)
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be positive, got {delta!r}")
+        self.delta = float(delta)
+
+    def _options(self):
+        return {"delta": self.delta}
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, delta={self.delta}"
+
+
+class SmoothL1Loss(_ElementwiseLoss):
+    """HuberLoss divided by its delta, called beta here: 0.5 * d**2 / beta where |d| < beta,
+    else |d| - 0.5 * beta; beta = 0 is the L1 loss |d|.
+
+    Args:
+        reduction: ``"mean"`` or ``"sum"``.
+        beta: where the quadratic piece turns linear (>= 0).
+
+    Shape: output (N, *) and target of the same shape and dtype -> a float.
+    """
+
+    _functions = (F.huber_loss_forward, F.huber_loss_backward)
+
+    def __init__(self, reduction="mean", beta=1.0):
+        super().__init__(reduction)
+        if not beta >= 0:
+            raise ValueError(f"SmoothL1Loss: beta must be non-negative, got {beta!r}")
+        self.beta = float(beta)
+
+    def _options(self):
+        return {"delta": self.beta, "factor": 1.0 / self.beta if self.beta else 1.0}
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, beta={self.beta}"
 
 
 class BCELoss(_ElementwiseLoss):

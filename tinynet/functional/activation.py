@@ -1,5 +1,7 @@
 """Element-wise activations and softmax, each a forward returning ``(y, cache)``
 and a backward taking ``(grad_y, cache)`` and returning ``grad_x``."""
+import math
+
 from .. import kernels
 from ..backend import get_array_module
 
@@ -57,3 +59,94 @@ def softmax_forward(x, axis):
 def softmax_backward(grad_y, y, axis):
     # Jacobian-vector product of softmax: y * (g - sum(g * y)).
     return y * (grad_y - (grad_y * y).sum(axis=axis, keepdims=True))
+
+
+def log_softmax_forward(x, axis):
+    """x - max - log(sum(exp(x - max))) along ``axis``: finite for any finite x."""
+    xp = get_array_module(x)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return y, y
+
+
+def log_softmax_backward(grad_y, y, axis):
+    # d/dx of log-softmax applied to g: g - softmax(x) * sum(g), with softmax = exp(y).
+    xp = get_array_module(y)
+    return grad_y - xp.exp(y) * grad_y.sum(axis=axis, keepdims=True)
+
+
+def gelu_forward(x, approximate="none"):
+    """x * Phi(x), Phi the standard normal CDF: exactly with erf, or with PyTorch's tanh
+    approximation 0.5 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))."""
+    xp = get_array_module(x)
+    one, half = x.dtype.type(1), x.dtype.type(0.5)
+    if approximate == "tanh":
+        inner = x.dtype.type(math.sqrt(2 / math.pi)) * (x + x.dtype.type(0.044715) * x * x * x)
+        cdf = half * (one + xp.tanh(inner))
+    else:
+        cdf = half * (one + kernels.erf(x * x.dtype.type(1 / math.sqrt(2))))
+    return x * cdf, (x, cdf, approximate)
+
+
+def gelu_backward(grad_y, cache):
+    """Phi(x) + x * Phi'(x), with the derivative of the same approximation."""
+    x, cdf, approximate = cache
+    xp = get_array_module(x)
+    if approximate == "tanh":
+        k, c = x.dtype.type(math.sqrt(2 / math.pi)), x.dtype.type(0.044715)
+        tanh = 2 * cdf - 1
+        d_cdf = x.dtype.type(0.5) * (1 - tanh * tanh) * k * (1 + 3 * c * x * x)
+    else:
+        d_cdf = xp.exp(x * x * x.dtype.type(-0.5)) * x.dtype.type(1 / math.sqrt(2 * math.pi))
+    return grad_y * (cdf + x * d_cdf)
+
+
+def silu_forward(x):
+    """x * sigmoid(x) (the swish), with the stable sigmoid."""
+    sigmoid, _ = sigmoid_forward(x)
+    return x * sigmoid, (x, sigmoid)
+
+
+def silu_backward(grad_y, cache):
+    x, sigmoid = cache
+    return grad_y * sigmoid * (1 + x * (1 - sigmoid))
+
+
+def elu_forward(x, alpha):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise (expm1 of min(x, 0), so exp never overflows)."""
+    xp = get_array_module(x)
+    negative = x.dtype.type(alpha) * xp.expm1(xp.minimum(x, 0))
+    return xp.where(x > 0, x, negative), (x, negative)
+
+
+def elu_backward(grad_y, cache, alpha):
+    """1 for x > 0, alpha * exp(x) = (the negative branch) + alpha otherwise."""
+    x, negative = cache
+    xp = get_array_module(x)
+    return grad_y * xp.where(x > 0, x.dtype.type(1), negative + x.dtype.type(alpha))
+
+
+def softplus_forward(x, beta, threshold):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's rule);
+    computed as max(bx, 0) + log1p(exp(-|bx|)) so exp never overflows."""
+    xp = get_array_module(x)
+    bx = x * x.dtype.type(beta)
+    soft = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) * x.dtype.type(1 / beta)
+    return xp.where(bx > threshold, x, soft), bx
+
+
+def softplus_backward(grad_y, bx, threshold):
+    """sigmoid(beta x), and 1 above the threshold."""
+    xp = get_array_module(bx)
+    sigmoid, _ = sigmoid_forward(bx)
+    return grad_y * xp.where(bx > threshold, bx.dtype.type(1), sigmoid)
+
+
+def hardtanh_forward(x, min_val, max_val):
+    xp = get_array_module(x)
+    return xp.clip(x, x.dtype.type(min_val), x.dtype.type(max_val)), x
+
+
+def hardtanh_backward(grad_y, x, min_val, max_val):
+    """The gradient passes strictly inside (min_val, max_val), as in PyTorch, and is 0 elsewhere."""
+    return grad_y * ((x > min_val) & (x < max_val))

@@ -4,21 +4,23 @@ from ..backend import get_array_module
 from ..rng import cuda_generator, default_generator
 
 
-def dropout_forward(x, p, training, rng=None):
+def dropout_forward(x, p, training, rng=None, mask_shape=None):
     """Return ``(y, mask)``; ``mask`` is None when nothing was dropped (eval mode or p == 0).
 
-    The mask holds 0 or 1/(1-p) in x's dtype, so backward is one multiplication.
+    The mask holds 0 or 1/(1-p) in x's dtype, so backward is one multiplication. It has
+    ``mask_shape`` (default x's), broadcast against x: ``(N, C, 1, 1)`` drops whole channels.
     ``rng`` is a ``numpy.random.Generator`` (CuPy's for GPU arrays); default: tinynet's.
     """
     if not training or p == 0:
         return x, None
     xp = get_array_module(x)
+    mask_shape = x.shape if mask_shape is None else mask_shape
     if p == 1:
-        return xp.zeros_like(x), xp.zeros_like(x)
+        return xp.zeros_like(x), xp.zeros(mask_shape, x.dtype)
     if rng is None:
         rng = default_generator() if xp.__name__ == "numpy" else cuda_generator()
     keep = 1.0 - p
-    mask = (rng.random(x.shape, dtype=x.dtype) < keep).astype(x.dtype)
+    mask = (rng.random(mask_shape, dtype=x.dtype) < keep).astype(x.dtype)
     mask *= x.dtype.type(1.0 / keep)
     return x * mask, mask
 

@@ -54,11 +54,13 @@ def mse_loss_backward(cache):
 
 
 # --- cross-entropy -----------------------------------------------------------
-def cross_entropy_forward(logits, target, reduction="mean"):
+def cross_entropy_forward(logits, target, reduction="mean", label_smoothing=0.0):
     """Cross-entropy of softmax(logits) against integer class labels.
 
     loss_i = logsumexp(logits_i) - logits_i[target_i], computed after
     subtracting each row's maximum so exp never overflows (logits of +-1e3 are fine).
+    With label smoothing e the target is (1 - e) * one_hot + e / C, and
+    loss_i = logsumexp(logits_i) - (1 - e) * logits_i[target_i] - e * mean_c(logits_ic).
 
     Shapes: logits (N, C), target (N,) integers in [0, C) -> a scalar.
     The cache keeps exp(logits - max) and its row sums: the softmax the
@@ -68,19 +70,74 @@ def cross_entropy_forward(logits, target, reduction="mean"):
     rows = xp.arange(logits.shape[0])
     shifted = logits - logits.max(axis=1, keepdims=True)
     picked = shifted[rows, target]          # logit of the true class, minus the row max
+    scale = _reduction_scale(reduction, logits.shape[0])
+    smoothing = float(label_smoothing)
+    if smoothing:
+        # The shifted logits' mean, taken before exp overwrites them.
+        picked = (1 - smoothing) * picked + smoothing * shifted.mean(axis=1)
     exp = xp.exp(shifted, out=shifted)      # shifted is no longer needed: reuse its memory
     sum_exp = exp.sum(axis=1)               # >= 1, so its log is finite
-    scale = _reduction_scale(reduction, logits.shape[0])
     value = (xp.log(sum_exp).sum() - picked.sum()) * logits.dtype.type(scale)
-    return value, (exp, sum_exp, rows, target, scale)
+    return value, (exp, sum_exp, rows, target, scale, smoothing)
 
 
 def cross_entropy_backward(cache):
-    """d/d(logits) = (softmax(logits) - one_hot(target)) * scale."""
-    exp, sum_exp, rows, target, scale = cache
+    """d/d(logits) = (softmax(logits) - smoothed one_hot(target)) * scale."""
+    exp, sum_exp, rows, target, scale, smoothing = cache
     grad = exp * (scale / sum_exp)[:, None]  # softmax * scale, one pass over (N, C)
-    grad[rows, target] -= grad.dtype.type(scale)
+    if smoothing:
+        grad -= grad.dtype.type(scale * smoothing / grad.shape[1])
+    grad[rows, target] -= grad.dtype.type(scale * (1 - smoothing))
     return grad
+
+
+def nll_loss_forward(log_probs, target, reduction="mean"):
+    """-log_probs[i, target_i], summed or averaged over the batch.
+
+    Shapes: log_probs (N, C) (e.g. from LogSoftmax), target (N,) integers in [0, C) -> a scalar.
+    """
+    xp = get_array_module(log_probs)
+    rows = xp.arange(log_probs.shape[0])
+    scale = _reduction_scale(reduction, log_probs.shape[0])
+    return -log_probs[rows, target].sum() * log_probs.dtype.type(scale), (log_probs.shape, log_probs.dtype, rows, target, scale)
+
+
+def nll_loss_backward(cache):
+    """-scale at each sample's target class, 0 elsewhere."""
+    shape, dtype, rows, target, scale = cache
+    xp = get_array_module(target)
+    grad = xp.zeros(shape, dtype=dtype)
+    grad[rows, target] = -scale
+    return grad
+
+
+# --- Huber and smooth L1 -------------------------------------------------------
+def huber_loss_forward(output, target, reduction="mean", delta=1.0, factor=1.0):
+    """factor * (0.5 * d**2 where |d| <= delta, else delta * (|d| - 0.5 * delta)), d = output - target.
+
+    Written as 0.5 * q**2 + delta * (|d| - q) with q = min(|d|, delta), one formula for both
+    pieces. ``SmoothL1Loss`` with beta > 0 is this with delta = beta and factor = 1 / beta;
+    delta = 0 is the L1 loss |d| (what ``SmoothL1Loss(beta=0)`` computes).
+    Shapes: output and target of the same shape -> a scalar.
+    """
+    xp = get_array_module(output)
+    diff = output - target
+    abs_diff = xp.abs(diff)
+    scale = _reduction_scale(reduction, diff.size) * factor
+    if delta == 0:
+        total = abs_diff.sum()
+    else:
+        quadratic = xp.minimum(abs_diff, output.dtype.type(delta))
+        total = (quadratic * quadratic * output.dtype.type(0.5) + output.dtype.type(delta) * (abs_diff - quadratic)).sum()
+    return total * output.dtype.type(scale), (diff, delta, scale)
+
+
+def huber_loss_backward(cache):
+    """d clipped to [-delta, delta] (its sign for delta = 0), times the scale."""
+    diff, delta, scale = cache
+    xp = get_array_module(diff)
+    clipped = xp.sign(diff) if delta == 0 else xp.clip(diff, -diff.dtype.type(delta), diff.dtype.type(delta))
+    return clipped * diff.dtype.type(scale)
 
 
 # --- binary cross-entropy ----------------------------------------------------

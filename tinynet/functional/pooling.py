@@ -5,6 +5,7 @@ Arguments that come in pairs are (height, width) tuples; ``tinynet.nn.MaxPool2d`
 and ``AvgPool2d`` check and normalise them.
 """
 from .. import kernels
+from ..backend import get_array_module
 
 
 def pool2d_output_shape(x_shape, kernel_size, stride, padding):
@@ -43,3 +44,42 @@ def avg_pool2d_backward(grad_y, cache):
     """Each input receives grad_y / (KH*KW) from every window that contains it."""
     x_shape, kernel_size, stride, padding = cache
     return kernels.avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding)
+
+
+def adaptive_bins(size, out_size):
+    """PyTorch's adaptive-pooling windows along one axis: bin i covers
+    [floor(i * size / out_size), ceil((i + 1) * size / out_size))."""
+    return [((i * size) // out_size, -((-(i + 1) * size) // out_size)) for i in range(out_size)]
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """Each output is the mean of its adaptive window (``adaptive_bins`` per axis); windows may
+    overlap when the input size is not a multiple of the output size.
+
+    Shapes: x (N, C, H, W) -> (N, C, OH, OW).
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    out_h, out_w = output_size
+    if (out_h, out_w) == (1, 1):  # the global average pool, in one pass
+        return x.mean(axis=(2, 3), keepdims=True), (x.shape, output_size)
+    y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
+    for i, (top, bottom) in enumerate(adaptive_bins(h, out_h)):
+        for j, (left, right) in enumerate(adaptive_bins(w, out_w)):
+            y[:, :, i, j] = x[:, :, top:bottom, left:right].mean(axis=(2, 3))
+    return y, (x.shape, output_size)
+
+
+def adaptive_avg_pool2d_backward(grad_y, cache):
+    """Each input receives grad_y / (window area) from every window that contains it."""
+    x_shape, (out_h, out_w) = cache
+    xp = get_array_module(grad_y)
+    _, _, h, w = x_shape
+    if (out_h, out_w) == (1, 1):
+        return xp.broadcast_to(grad_y * grad_y.dtype.type(1.0 / (h * w)), x_shape).copy()
+    grad_x = xp.zeros(x_shape, dtype=grad_y.dtype)
+    for i, (top, bottom) in enumerate(adaptive_bins(h, out_h)):
+        for j, (left, right) in enumerate(adaptive_bins(w, out_w)):
+            area = (bottom - top) * (right - left)
+            grad_x[:, :, top:bottom, left:right] += (grad_y[:, :, i, j] * grad_y.dtype.type(1.0 / area))[:, :, None, None]
+    return grad_x

@@ -227,6 +227,11 @@ def relu_backward(grad_y, y):
     return _implementation("activation", grad_y).relu_backward(grad_y, y)
 
 
+def erf(x):
+    """The error function element-wise, in x's dtype (exact GELU needs it)."""
+    return _implementation("activation", x).erf(x)
+
+
 # --- pooling -----------------------------------------------------------------
 def max_pool2d_forward(x, kernel_size, stride, padding):
     """x (N, C, H, W) -> (y (N, C, OH, OW), indices (N, C, OH, OW) int32).

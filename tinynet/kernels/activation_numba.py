@@ -8,6 +8,8 @@ Arrays of ``PARALLEL_SIZE`` elements or more are split in one part per thread (s
 negative gradient where y <= 0 gives -0.0 there too (PyTorch selects, and gives +0.0; the two
 are equal as numbers).
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -44,7 +46,14 @@ def _relu_backward_parallel(grad_y, y, grad_x, parts):
         _relu_backward_jit(grad_y[lo:hi], y[lo:hi], grad_x[lo:hi])
 
 
+def _erf_loops(x, y):
+    """y = erf(x) over flat arrays, computed in float64 as the reference does."""
+    for i in range(x.size):
+        y[i] = math.erf(np.float64(x[i]))
+
+
 _relu_jit = njit(cache=True)(_relu_loops)
+_erf_jit = njit(cache=True)(_erf_loops)
 _relu_backward_jit = njit(cache=True)(_relu_backward_loops)
 _relu_parallel_jit = njit(cache=True, parallel=True)(_relu_parallel)
 _relu_backward_parallel_jit = njit(cache=True, parallel=True)(_relu_backward_parallel)
@@ -70,3 +79,10 @@ def relu_backward(grad_y, y):
     grad_x = np.empty_like(grad_y)
     _run(_relu_backward_jit, _relu_backward_parallel_jit, grad_y.reshape(-1), y.reshape(-1), grad_x.reshape(-1))
     return grad_x
+
+
+def erf(x):
+    x = np.asarray(x, order="C")
+    y = np.empty_like(x)
+    _erf_jit(x.reshape(-1), y.reshape(-1))
+    return y

@@ -72,6 +72,7 @@ class Module:
         self.training = True
         self._cache = None
         self._output_shape = self._output_dtype = None  # of the last call, to check the gradient backward is given
+        self._buffer_names = []  # of register_buffer, in the order registered
 
     # --- computation -----------------------------------------------------
     def forward(self, x):
@@ -149,6 +150,50 @@ class Module:
     def parameters(self):
         return [param for _, param in self.named_parameters()]
 
+    def register_buffer(self, name, array):
+        """Keep ``array`` as state that is saved and moved with the module but is not trained.
+
+        As in PyTorch: the array becomes the attribute ``self.<name>`` (assign to it to replace
+        it), is saved by ``state_dict`` under the same key a parameter would have, loaded by
+        ``load_state_dict`` and moved by ``to()``, and is never seen by an optimizer, which only
+        gets ``parameters()``. ``None`` registers an empty slot, left out of the state dict
+        (``BatchNorm2d(track_running_stats=False)``'s ``running_mean``).
+        """
+        where = f"{type(self).__name__}.register_buffer"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{where}: buffer name must be a Python identifier, got {name!r}")
+        if name in self._buffer_names:
+            raise KeyError(f"{where}: buffer {name!r} already exists")
+        if hasattr(self, name):
+            raise KeyError(f"{where}: attribute {name!r} already exists")
+        if array is not None and not (hasattr(array, "shape") and hasattr(array, "dtype")):
+            raise TypeError(f"{where}: buffer {name!r} must be an array or None, got a {type(array).__name__}")
+        setattr(self, name, array)
+        self._buffer_names.append(name)
+
+    def named_buffers(self, prefix=""):
+        """``(key, array)`` of every buffer of this module and its sub-modules (``"0.running_mean"``)."""
+        for path, module in self.named_modules(prefix):
+            for name in module._buffer_names:
+                array = getattr(module, name)
+                if array is not None:
+                    yield f"{path}.{name}" if path else name, array
+
+    def buffers(self):
+        return [array for _, array in self.named_buffers()]
+
+    def _state_slots(self):
+        """``(key, module, attribute)`` of every parameter and buffer, in PyTorch's state-dict
+        order: module by module, its own parameters, then its own buffers."""
+        for path, module in self.named_modules():
+            prefix = f"{path}." if path else ""
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    yield prefix + name, module, name
+            for name in module._buffer_names:
+                if getattr(module, name) is not None:
+                    yield prefix + name, module, name
+
     # --- modes, gradients, devices ----------------------------------------
     def train(self, mode=True):
         for module in self.modules():
@@ -163,10 +208,11 @@ class Module:
             param.grad = None
 
     def to(self, target):
-        """Move every parameter to a device ('cpu' or 'cuda') or cast it to a float dtype; returns self.
+        """Move every parameter and buffer to a device ('cpu' or 'cuda') or cast it to a float dtype; returns self.
 
         ``model.to("cuda")`` moves the model to the GPU; ``model.to(np.float64)``
-        (or ``"float64"``) casts it, as ``Module.to`` does in PyTorch.
+        (or ``"float64"``) casts it, as ``Module.to`` does in PyTorch: floating-point
+        buffers are cast too, integer ones (``num_batches_tracked``) keep their dtype.
         Gradients are dropped and saved activations forgotten.
         """
         if isinstance(target, str) and target.split(":")[0].lower() in ("cpu", "cuda"):
@@ -188,6 +234,15 @@ class Module:
             else:
                 param.data = param.data.astype(dtype, copy=False)
             param.grad = None
+        for module in self.modules():
+            for name in module._buffer_names:
+                array = getattr(module, name)
+                if array is None:
+                    continue
+                if device is not None:
+                    setattr(module, name, to_device(array, device))
+                elif array.dtype.kind == "f":
+                    setattr(module, name, array.astype(dtype, copy=False))
         return self
 
     @property
@@ -199,11 +254,11 @@ class Module:
 
     # --- state ------------------------------------------------------------
     def state_dict(self):
-        """Return an ordered ``{name: array}`` of the parameters (the arrays themselves, not copies)."""
-        return OrderedDict((name, param.data) for name, param in self.named_parameters())
+        """Return an ordered ``{name: array}`` of the parameters and buffers (the arrays themselves, not copies)."""
+        return OrderedDict((key, _state_array(module, name)) for key, module, name in self._state_slots())
 
     def load_state_dict(self, state_dict):
-        """Copy ``state_dict``'s arrays into the parameters, keeping their dtype and device.
+        """Copy ``state_dict``'s arrays into the parameters and buffers, keeping their dtype and device.
 
         Raises KeyError listing missing and unexpected keys, ValueError naming the key and both
         shapes when a shape differs, and TypeError naming the key when its values are not real
@@ -226,10 +281,13 @@ class Module:
         return OrderedDict((key, loaded_array(where, key, state_dict[key], like)) for key, like in current.items())
 
     def _load_checked(self, arrays):
-        """Write what ``_checked_state_dict`` returned; returns self."""
-        params = dict(self.named_parameters())
-        for key, array in arrays.items():
-            params[key].data = array
+        """Write what ``_checked_state_dict`` returned (parameters' data, buffers themselves); returns self."""
+        for key, module, name in self._state_slots():
+            slot = getattr(module, name)
+            if isinstance(slot, Parameter):
+                slot.data = arrays[key]
+            else:
+                setattr(module, name, arrays[key])
         return self
 
     # --- printing ---------------------------------------------------------
@@ -246,6 +304,12 @@ class Module:
             lines.append(f"  ({name}): {body}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _state_array(module, name):
+    """The array a state-dict entry holds: a parameter's data, or the buffer itself."""
+    value = getattr(module, name)
+    return value.data if isinstance(value, Parameter) else value
 
 
 class Sequential(Module):

@@ -95,3 +95,39 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, grad_out):
         return F.avg_pool2d_backward(grad_out, self._pop_cache(grad_out))
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size, whatever the input size: output (i, j) is the mean of
+    input rows floor(i*H/OH) to ceil((i+1)*H/OH) - 1 and the columns likewise (PyTorch's windows).
+
+    ``AdaptiveAvgPool2d(1)`` is the global average pool that ends a ResNet.
+
+    Args:
+        output_size: (OH, OW), or an int for both.
+
+    Shape: input (N, C, H, W) -> output (N, C, OH, OW).
+
+    Example::
+
+        pool = AdaptiveAvgPool2d(1)
+        y = pool(np.zeros((60, 64, 7, 7), np.float32))   # (60, 64, 1, 1)
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _pair("AdaptiveAvgPool2d", "output_size", output_size, 1, "non-positive")
+
+    def forward(self, x):
+        check_ndim("AdaptiveAvgPool2d", x, 4, "(N, C, H, W)")
+        check_float("AdaptiveAvgPool2d", x)
+        if x.shape[2] < 1 or x.shape[3] < 1:
+            raise ValueError(f"AdaptiveAvgPool2d: expected an input with non-empty H and W, got shape {x.shape}")
+        y, self._cache = F.adaptive_avg_pool2d_forward(x, self.output_size)
+        return y
+
+    def backward(self, grad_out):
+        return F.adaptive_avg_pool2d_backward(grad_out, self._pop_cache(grad_out))
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
