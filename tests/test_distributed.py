@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import tinynet as tn
 from tinynet import cli, distributed, recipes
@@ -31,12 +33,20 @@ needs_mpi = pytest.mark.skipif(
 
 
 def run_job(args, processes=2, timeout=240):
-    """``mpiexec -n processes python args...`` (plain ``python args`` for ``processes=None``)."""
+    """``mpiexec -n processes python args...`` (plain ``python args`` for ``processes=None``); a
+    job still running after ``timeout`` seconds is killed, all its processes, and fails the test."""
     command = [sys.executable, *map(str, args)]
     if processes is not None:
         command = [MPIEXEC, "-n", str(processes), *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        stdout, stderr = job.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        stdout, stderr = job.communicate()
+        pytest.fail(f"{' '.join(command)} still ran after {timeout} s:\n{stdout}\n{stderr}")
+    return subprocess.CompletedProcess(command, job.returncode, stdout, stderr)
 
 
 def run_worker(scenario, output, mnist_root, processes=2):
@@ -54,15 +64,21 @@ class World:
 
 # --- without MPI -------------------------------------------------------------------------
 
-def test_shard_deals_each_global_batch_to_the_processes_in_rank_order():
-    data = np.arange(103)
-    whole = [batch for (batch,) in DataLoader(data, batch_size=12, shuffle=True, seed=3, drop_last=True)]
-    shards = [list(DataLoader(data, batch_size=4, shuffle=True, seed=3, shard=World(rank, 3))) for rank in range(3)]
-    assert [len(DataLoader(data, batch_size=4, shard=World(rank, 3))) for rank in range(3)] == [8, 8, 8]
+@given(samples=st.integers(0, 120), batch_size=st.integers(1, 9), processes=st.integers(1, 4), shuffle=st.booleans())
+def test_shard_deals_each_global_batch_to_the_processes_in_rank_order(samples, batch_size, processes, shuffle):
+    """Batch k of process r is the r-th slice of batch k of one loader at ``batch_size * processes``
+    (without its partial last batch when there are several processes), so the shards are disjoint."""
+    data = np.arange(samples)
+    whole = [batch for (batch,) in DataLoader(data, batch_size=batch_size * processes, shuffle=shuffle, seed=3,
+                                              drop_last=processes > 1)]
+    shards = [[batch for (batch,) in DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=3,
+                                                shard=World(rank, processes))] for rank in range(processes)]
+    assert [len(shard) for shard in shards] == [len(whole)] * processes
     for step, batch in enumerate(whole):
-        np.testing.assert_array_equal(np.concatenate([shards[rank][step][0] for rank in range(3)]), batch)
-    taken = np.concatenate([batch for shard in shards for (batch,) in shard])
-    assert len(taken) == len(set(taken)) == 96  # disjoint; the last 7 samples (a partial global batch) dropped
+        np.testing.assert_array_equal(np.concatenate([shard[step] for shard in shards]), batch)
+    taken = np.concatenate([batch for shard in shards for batch in shard] or [np.zeros(0, int)])
+    assert len(set(taken.tolist())) == len(taken) == (samples if processes == 1 else
+                                                      samples // (batch_size * processes) * batch_size * processes)
 
 
 def test_shard_of_one_process_is_the_plain_loader():
@@ -258,3 +274,11 @@ def test_command_line_trains_the_cnn_on_two_processes(mnist_root, tmp_path):
     rtol, atol = tolerance(np.float32)
     for key, value in tn.load(one["weights"]).items():
         np.testing.assert_allclose(two[key], value, rtol=rtol, atol=atol, err_msg=key)
+
+
+@needs_mpi
+def test_a_command_line_error_ends_the_job(mnist_root):
+    done = run_job(["-m", "tinynet", "train", "cnn", "--distributed", "--batch-size", "0", "--data-root", mnist_root],
+                   timeout=120)
+    assert done.returncode != 0
+    assert "tinynet train cnn: error: DataLoader: batch_size must be a positive integer, got 0" in done.stderr
