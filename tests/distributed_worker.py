@@ -93,14 +93,43 @@ class SaveAfterFirstEpoch(Callback):
             save_checkpoint(self.path, state)
 
 
+class InputMean(tn.Sequential):
+    """A Sequential that keeps a running mean of its input images as a buffer, which each process
+    updates from its own samples, as BatchNorm's running statistics are updated."""
+
+    def __init__(self, *layers):
+        super().__init__(*layers)
+        self.running_mean = np.zeros((1, 28, 28), np.float32)
+
+    def forward(self, x):
+        if self.training:
+            self.running_mean = np.float32(0.9) * self.running_mean + np.float32(0.1) * x.mean(axis=0)
+        return super().forward(x)
+
+    def named_buffers(self):
+        yield "running_mean", self.running_mean
+
+    def state_dict(self):
+        return {**super().state_dict(), "running_mean": self.running_mean}
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict({key: value for key, value in state_dict.items() if key != "running_mean"})
+        self.running_mean = np.array(state_dict["running_mean"], np.float32)
+        return self
+
+
+def mlp_with_input_mean():
+    return InputMean(*recipes.mlp_model())
+
+
 def train_run(comm, root, seed, epochs, resume_from=None, callbacks=()):
-    """The MNIST MLP (dropout, augmentation, momentum SGD, a cosine schedule) on a subset with
-    ``fit``; returns the model, optimizer and history. The test set of 250 images comes in
+    """The MNIST MLP (dropout, augmentation, momentum SGD, a cosine schedule, a buffer) on a subset
+    with ``fit``; returns the model, optimizer and history. The test set of 250 images comes in
     batches of 100, 100 and 50, which the processes share unequally."""
     distributed.manual_seed(seed, comm)
     x_train, y_train = mnist_subset(root, True, 320)
     x_test, y_test = mnist_subset(root, False, 250)
-    model = recipes.mlp_model()
+    model = mlp_with_input_mean()
     optimizer = distributed.DistributedOptimizer(tn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), comm)
     schedule = tn.schedules.CosineAnnealingLR(optimizer, T_max=3)
     train_loader = DataLoader(x_train, y_train, batch_size=16, shuffle=True, seed=seed, shard=comm,

@@ -21,7 +21,7 @@ import tinynet as tn
 from tinynet import cli, distributed, recipes
 from tinynet.data import DataLoader
 
-from distributed_worker import BATCH, STEPS, mnist_subset, model_for, optimizer_for, state_arrays
+from distributed_worker import BATCH, STEPS, mlp_with_input_mean, mnist_subset, model_for, optimizer_for, state_arrays
 from helpers import tolerance
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -220,7 +220,8 @@ def test_each_process_gets_its_share_of_the_cores(two_process_steps):
 @needs_mpi
 def test_checkpoint_of_two_processes_resumes_bit_for_bit(mnist_root, tmp_path):
     """The worker trains 2 epochs, saving after the first, resumes that checkpoint in fresh objects
-    and checks the same bits and logs on both processes. Here: rank 0 wrote every process's
+    and checks the same bits (the buffer, averaged after every epoch, included) and logs on both
+    processes. Here: rank 0 wrote every process's
     random streams, and the validation metrics are those of the whole test subset in one process
     (sums over the processes' unequal shares, not a mean of their means)."""
     output = tmp_path / "resume.npz"
@@ -230,7 +231,7 @@ def test_checkpoint_of_two_processes_resumes_bit_for_bit(mnist_root, tmp_path):
     assert list(checkpoint["rng_by_rank"]) == ["1"] and int(checkpoint["epoch"]) == 1
     assert checkpoint["rng_by_rank"]["1"]["default"] != checkpoint["rng"]["default"]
 
-    model = recipes.mlp_model()
+    model = mlp_with_input_mean()
     model.load_state_dict(saved["model"])
     x_test, y_test = mnist_subset(mnist_root, False, 250)
     whole = tn.evaluate(model, tn.CrossEntropyLoss(), DataLoader(x_test, y_test, batch_size=250))

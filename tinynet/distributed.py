@@ -23,7 +23,8 @@ of Chainer's multi-node extension (ChainerMN):
 * Random streams: the loader's permutation is shared; dropout draws from the default generator,
   which ``manual_seed(seed, comm)`` seeds per process; augmentation draws from a per-process
   generator derived from the loader's stream and the rank at every epoch.
-* ``fit(..., comm=comm)`` draws progress bars on rank 0 only, sums the metrics' numerators and
+* ``fit(..., comm=comm)`` draws progress bars on rank 0 only, averages floating-point buffers
+  (BatchNorm's running statistics) after every epoch, sums the metrics' numerators and
   denominators over the processes (the logs are the same everywhere), and writes checkpoints from
   rank 0 (holding every process's random streams) followed by a barrier.
 
@@ -211,7 +212,7 @@ class DistributedOptimizer:
 
     The gradients of all parameters are packed into one contiguous buffer per dtype, summed with
     one in-place ``Allreduce``, divided by ``comm.size`` and unpacked into the parameters'
-    ``.grad``, so every process takes the same step. A parameter without a gradient counts as
+    ``.grad`` (``mean_over_processes``), so every process takes the same step. A parameter without a gradient counts as
     zeros in the sum; one that has no gradient on any process keeps ``grad = None`` (and is not
     updated), as in one process.
 
@@ -236,30 +237,10 @@ class DistributedOptimizer:
 
     def average_gradients(self):
         """Replace each parameter's gradient by its mean over the processes (see the class's doc)."""
-        if self.comm.size == 1:
-            return
-        groups = {}
-        for param in self.optimizer.params:
-            groups.setdefault(param.dtype, []).append(param)
-        for dtype, params in groups.items():
-            self._average(params, dtype)
-
-    def _average(self, params, dtype):
-        """One allreduce over the gradients of ``params`` (all of ``dtype``). After the gradients
-        the buffer holds one count per parameter: how many processes had a gradient for it."""
-        xp = get_array_module(params[0].data)
-        ends = np.cumsum([param.data.size for param in params])
-        buffer = xp.empty(int(ends[-1]) + len(params), dtype=dtype)
-        counts = buffer[ends[-1]:]
-        for index, (param, end) in enumerate(zip(params, ends)):
-            start = end - param.data.size
-            present = param.grad is not None
-            buffer[start:end] = param.grad.reshape(-1) if present else 0
-            counts[index] = present
-        self.comm.allreduce_(buffer)
-        buffer[:ends[-1]] /= dtype.type(self.comm.size)
-        for index, (param, end) in enumerate(zip(params, ends)):
-            param.grad = buffer[end - param.data.size:end].reshape(param.shape) if counts[index] > 0 else None
+        params = self.optimizer.params
+        means = mean_over_processes([param.grad for param in params], [param.data for param in params], self.comm)
+        for param, mean in zip(params, means):
+            param.grad = mean
 
     def __getattr__(self, name):
         return getattr(vars(self)["optimizer"], name)
@@ -271,5 +252,50 @@ class DistributedOptimizer:
         return f"DistributedOptimizer({self.optimizer!r}, processes={self.comm.size})"
 
 
+def average_buffers(model, comm):
+    """Replace every floating-point buffer of ``model`` (``model.named_buffers()``, such as
+    BatchNorm's running statistics, which each process updates from its own samples) by its mean
+    over the processes, so that all processes evaluate and save the same model. ``fit`` calls it
+    after every epoch, as ChainerMN averages its models' persistent values before evaluation."""
+    if not hasattr(model, "named_buffers"):
+        return
+    buffers = [(key, value) for key, value in model.named_buffers() if value.dtype.kind == "f"]
+    if comm.size == 1 or not buffers:
+        return
+    means = mean_over_processes([value for _, value in buffers], [value for _, value in buffers], comm)
+    model.load_state_dict({**model.state_dict(), **{key: mean for (key, _), mean in zip(buffers, means)}})
+
+
+def mean_over_processes(arrays, likes, comm):
+    """The element-wise means over the processes of ``arrays`` (None counts as zeros, and stays
+    None if it is None on every process); ``likes[i]`` gives the shape and dtype of ``arrays[i]``.
+
+    One in-place ``Allreduce`` per dtype sums the arrays packed into one contiguous buffer, which
+    ends with one count per array: how many processes had it. The means are views of that buffer.
+    With one process the arrays are returned as they are.
+    """
+    if comm.size == 1:
+        return list(arrays)
+    means = [None] * len(arrays)
+    groups = {}
+    for index, like in enumerate(likes):
+        groups.setdefault(like.dtype, []).append(index)
+    for dtype, indices in groups.items():
+        xp = get_array_module(likes[indices[0]])
+        ends = np.cumsum([likes[i].size for i in indices])
+        buffer = xp.empty(int(ends[-1]) + len(indices), dtype=dtype)
+        counts = buffer[ends[-1]:]
+        for slot, (i, end) in enumerate(zip(indices, ends)):
+            present = arrays[i] is not None
+            buffer[end - likes[i].size:end] = arrays[i].reshape(-1) if present else 0
+            counts[slot] = present
+        comm.allreduce_(buffer)
+        buffer[:ends[-1]] /= dtype.type(comm.size)
+        for slot, (i, end) in enumerate(zip(indices, ends)):
+            if counts[slot] > 0:
+                means[i] = buffer[end - likes[i].size:end].reshape(likes[i].shape)
+    return means
+
+
 __all__ = ["Communicator", "init", "default_threads", "abort_job", "rank_seed", "manual_seed",
-           "broadcast_parameters", "DistributedOptimizer"]
+           "broadcast_parameters", "DistributedOptimizer", "average_buffers", "mean_over_processes"]

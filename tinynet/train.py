@@ -38,7 +38,7 @@ import numpy as np
 
 from . import metrics
 from .backend import get_array_module
-from .distributed import DistributedOptimizer, broadcast_parameters
+from .distributed import DistributedOptimizer, average_buffers, broadcast_parameters
 from .rng import default_generator
 from .serialization import load, save
 
@@ -374,7 +374,8 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
         comm: a ``tinynet.distributed`` communicator for data-parallel training: every process
             calls ``fit`` alike, with a ``DistributedOptimizer`` and its own shard of the data
             (``DataLoader(..., shard=comm)``). ``fit`` first gives every process rank 0's weights
-            (after ``resume_from``, which every process loads); bars show on rank 0 only; the
+            (after ``resume_from``, which every process loads) and averages the floating-point
+            buffers after every epoch (``average_buffers``); bars show on rank 0 only; the
             logs, summed over all processes, are the same everywhere; validation splits
             ``val_loader``'s batches among the processes (see ``evaluate``); checkpoints are
             written by rank 0.
@@ -418,6 +419,8 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
             bar = progress_bar(total, f"epoch {state.epoch + 1}/{state.epochs}", progress)
             try:
                 logs = _train_epoch(state, accuracy, threshold, bar)
+                if comm is not None:
+                    average_buffers(model, comm)
                 if val_loader is not None:
                     logs.update({f"val_{key}": value for key, value in
                                  evaluate(model, loss_fn, val_loader, accuracy, threshold, comm).items()})
