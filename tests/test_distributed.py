@@ -148,6 +148,21 @@ def test_fit_refuses_an_unwrapped_optimizer_on_several_processes():
                progress=False, comm=World(0, 2))
 
 
+def test_resuming_on_more_processes_than_saved_is_refused_before_anything_changes(tmp_path):
+    model = tn.Sequential(tn.Linear(2, 2))
+    optimizer = tn.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "one.npz"
+    tn.train.save_checkpoint(path, tn.train.TrainingState(model, None, optimizer, None, None, None, 1))
+    weights = model[0].weight.data.copy()
+    model[0].weight.data += 1
+    state = tn.train.TrainingState(model, None, optimizer, None, None, None, 1, comm=World(1, 2))
+    with pytest.raises(ValueError, match=r"the checkpoint holds the random streams of 1 process\(es\), not of 2; "
+                                         r"resume it with at most 1"):
+        tn.train.load_checkpoint(path, state)
+    np.testing.assert_array_equal(model[0].weight.data, weights + 1)
+    assert state.epoch == 0
+
+
 def test_distributed_without_mpi4py_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     assert cli.main(["train", "cnn", "--distributed", "--epochs", "0"]) == 1

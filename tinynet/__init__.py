@@ -19,6 +19,7 @@ from . import optim
 from . import kernels
 from . import losses, testing
 from . import augment, callbacks, metrics, schedules, train
+from . import distributed
 from .train import evaluate, fit, predict
 from .backend import get_array_module, has_cupy, has_numba, to_device, to_numpy
 from .nn import (
@@ -47,4 +48,6 @@ __all__ = [
     "losses", "testing", "MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
     # training
     "train", "fit", "evaluate", "predict", "metrics", "schedules", "callbacks", "augment",
+    # data-parallel training over MPI
+    "distributed",
 ]

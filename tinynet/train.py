@@ -28,7 +28,8 @@ with dropout is a valid continuation, not a bit-for-bit one.)
 
 Data-parallel training over MPI passes ``comm`` (``tinynet.distributed``): ``fit(...,
 comm=comm)`` starts every process from rank 0's weights, draws progress bars on rank 0
-only, sums the metrics over the processes, and writes checkpoints from rank 0 alone.
+only, averages buffers after every epoch, sums the metrics over the processes, and writes
+checkpoints from rank 0 alone.
 """
 import json
 import math
