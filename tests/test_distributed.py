@@ -125,6 +125,14 @@ def test_default_threads_divide_the_cores():
     assert distributed.default_threads(cores) == 1 and distributed.default_threads(4 * cores) == 1
 
 
+@pytest.mark.parametrize("threads", [0, numba.config.NUMBA_NUM_THREADS + 1, 1.5, True])
+def test_init_refuses_a_thread_count_numba_cannot_take(threads):
+    with pytest.raises(ValueError, match=rf"tinynet.distributed.init: threads must be an integer from 1 to numba's "
+                                         rf"pool size \(NUMBA_NUM_THREADS, {numba.config.NUMBA_NUM_THREADS}\), "
+                                         rf"got {threads!r}"):
+        distributed.init(threads=threads)
+
+
 def test_distributed_optimizer_forwards_to_the_wrapped_one():
     model = tn.Sequential(tn.Linear(3, 2))
     adam = tn.optim.Adam(model.parameters(), lr=0.1)

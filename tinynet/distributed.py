@@ -118,8 +118,12 @@ def init(threads=None):
     Raises:
         ImportError: mpi4py (or the MPI library under it) is missing; the message says what to install.
     """
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
-        raise ValueError(f"tinynet.distributed.init: threads must be a positive integer, got {threads!r}")
+    import numba
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS):
+        raise ValueError(f"tinynet.distributed.init: threads must be an integer from 1 to numba's pool size "
+                         f"(NUMBA_NUM_THREADS, {numba.config.NUMBA_NUM_THREADS}), got {threads!r}")
     try:
         from mpi4py import MPI
     except ImportError as err:
@@ -130,9 +134,7 @@ def init(threads=None):
         threads = default_threads(node.Get_size())
         node.Free()
     if threads is not None:
-        import numba
-
-        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(int(threads))
     if comm.size > 1:
         _abort_on_uncaught_exception(comm)
     return comm
