@@ -20,6 +20,7 @@ from . import kernels
 from . import losses, testing
 from . import augment, callbacks, metrics, schedules, train
 from . import debug, utils
+from . import distributed
 from .train import evaluate, fit, predict
 from .debug import NonFiniteError, detect_anomaly
 from .model_summary import summary
@@ -59,4 +60,6 @@ __all__ = [
     "utils",
     # seeing inside a network
     "debug", "summary", "detect_anomaly", "NonFiniteError",
+    # data-parallel training over MPI
+    "distributed",
 ]

@@ -6,6 +6,7 @@ options given on the command line, so every default lives in one place, the
 recipe's signature. An option a recipe does not take is refused by name.
 
     tinynet train cnn --epochs 10 --plots --output-dir runs/cnn
+    mpiexec -n 4 tinynet train cnn --distributed   # data-parallel over 4 processes (tinynet.distributed)
     tinynet train mlp --augment --schedule cosine --epochs 30
     python -m tinynet train perceptron
     python examples/mnist_cnn.py --epochs 10     # same as: tinynet train cnn --epochs 10
@@ -14,7 +15,7 @@ import argparse
 import inspect
 import sys
 
-from . import __version__, recipes
+from . import __version__, distributed, recipes
 
 #: Recipe names on the command line -> functions.
 RECIPES = {
@@ -40,6 +41,8 @@ OPTIONS = [
     ("--test-samples", dict(type=int, help="use only the first N test images")),
     ("--plots", dict(action="store_true", help="save PNG figures (needs matplotlib)")),
     ("--no-progress", dict(dest="progress", action="store_false", help="no progress bars")),
+    ("--distributed", dict(action="store_true", help="data-parallel over the processes of `mpiexec -n N` "
+                                                     "(needs mpi4py and an MPI: pip install tinynet[distributed])")),
 ]
 
 
@@ -86,6 +89,8 @@ def _run(name, args, prog):
     except USER_ERRORS as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err  # str(KeyError) adds quotes
         print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        if args.get("distributed"):
+            distributed.abort_job(2)  # the other processes would wait for this one forever
         return 2
     return 0
 

@@ -11,6 +11,9 @@ Randomness follows the rest of tinynet: pass ``seed`` (or an explicit
 ``numpy.random.Generator`` as ``rng``) for a private, repeatable stream, or pass
 neither to draw from tinynet's default generator (seeded by
 ``tinynet.manual_seed``).
+
+For data-parallel training (``tinynet.distributed``), ``shard=comm`` makes each
+process take its own slice of every global batch; see ``DataLoader``.
 """
 import math
 
@@ -40,6 +43,16 @@ class DataLoader:
             batch, where ``batch`` is the tuple of arrays and ``rng`` the loader's
             generator (for random augmentation). It must return a tuple and must
             not modify its input in place (see below).
+        shard: a ``tinynet.distributed`` communicator (anything with ``rank`` and
+            ``size``), for data-parallel training. Every process must build its
+            loader alike (same arrays, seed and batch size): each epoch's order is
+            then the same everywhere, is cut into global batches of
+            ``batch_size * size`` samples, and process ``rank`` takes the
+            ``rank``-th ``batch_size`` slice of each. The last partial global batch
+            is dropped, so every process runs ``num_samples // (batch_size * size)``
+            steps; ``transform`` gets a generator of this process's own, seeded at
+            every epoch from the loader's generator and the rank. With one process
+            the loader is the same as without ``shard``.
 
     Shape:
         Each batch is a tuple with one array per input array; array ``k`` of a
@@ -59,7 +72,8 @@ class DataLoader:
             ...
     """
 
-    def __init__(self, *arrays, batch_size=1, shuffle=False, drop_last=False, seed=None, rng=None, transform=None):
+    def __init__(self, *arrays, batch_size=1, shuffle=False, drop_last=False, seed=None, rng=None, transform=None,
+                 shard=None):
         if not arrays:
             raise ValueError("DataLoader: expected at least one array, got none")
         for index, array in enumerate(arrays):
@@ -84,6 +98,16 @@ class DataLoader:
             raise TypeError(f"DataLoader: rng must be a numpy.random.Generator, got {type(rng).__name__}")
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")
+        if shard is not None:
+            rank, size = getattr(shard, "rank", None), getattr(shard, "size", None)
+            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (rank, size)) \
+                    or not 0 <= rank < size:
+                raise TypeError(f"DataLoader: shard must be a communicator with 0 <= rank < size "
+                                f"(tinynet.distributed.init()), got {shard!r}")
+            if size > 1 and (shuffle or transform is not None) and seed is None and rng is None:
+                # The default generator is seeded per process (tinynet.distributed.manual_seed).
+                raise ValueError("DataLoader: with shard, pass seed (the same on every process) so that every "
+                                 "process draws the same order of samples")
 
         self.arrays = arrays
         self.batch_size = int(batch_size)
@@ -91,6 +115,9 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.transform = transform
         self._rng = np.random.default_rng(seed) if seed is not None else rng
+        # This process's rank and the number of processes sharing each global batch.
+        self.shard = shard
+        self._rank, self._processes = (int(shard.rank), int(shard.size)) if shard is not None else (0, 1)
 
     @property
     def num_samples(self):
@@ -98,7 +125,9 @@ class DataLoader:
         return len(self.arrays[0])
 
     def __len__(self):
-        """The number of batches per epoch."""
+        """The number of batches per epoch (this process's, with ``shard``)."""
+        if self._processes > 1:
+            return self.num_samples // (self.batch_size * self._processes)
         if self.drop_last:
             return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)
@@ -112,11 +141,16 @@ class DataLoader:
             # Indices come from NumPy's generator on every device, so a seed gives
             # the same batches on the CPU and the GPU; one transfer per epoch.
             order = to_device(rng.permutation(self.num_samples), device_of(self.arrays[0]))
+        if self._processes > 1 and self.transform is not None:
+            # Each process augments its own samples: its own stream, drawn afresh from the shared one.
+            rng = np.random.default_rng([int(rng.integers(2**63)), self._rank])
         return self._batches(order, rng)
 
     def _batches(self, order, rng):
         xp = get_array_module(*self.arrays)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        # Batch k of this process starts at k * step + offset of the epoch's order.
+        step, offset = self.batch_size * self._processes, self.batch_size * self._rank
+        for start in range(offset, len(self) * step, step):
             stop = min(start + self.batch_size, self.num_samples)
             index = slice(start, stop) if order is None else order[start:stop]
             # A gather is C-contiguous already; a slice is unless the input array is not.
@@ -132,5 +166,6 @@ class DataLoader:
     def __repr__(self):
         return (
             f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, "
-            f"shuffle={self.shuffle}, drop_last={self.drop_last})"
+            f"shuffle={self.shuffle}, drop_last={self.drop_last}"
+            + (f", shard=rank {self._rank} of {self._processes})" if self.shard is not None else ")")
         )

@@ -17,6 +17,11 @@ it as a dict. Options common to the MNIST recipes:
 * ``output_dir``: where weights (and, with ``plots=True``, PNG figures) are written.
 * ``train_samples``, ``test_samples``: use only the first N images (quick trial runs).
 * ``progress``: draw progress bars (needs tqdm).
+* ``distributed`` (MLP and CNN): data-parallel training over the processes of an MPI job
+  (``mpiexec -n 4 tinynet train cnn --distributed``; see ``tinynet.distributed``). Each process
+  trains on ``batch_size`` samples of every global batch of ``batch_size`` times the number of
+  processes, at the same learning rate; rank 0 alone prints and writes files. Outside
+  ``mpiexec`` it is a job of one process, the same run as without ``distributed``.
 """
 import os
 import tempfile
@@ -24,7 +29,7 @@ import tempfile
 import numpy as np
 
 from . import augment as augmentation
-from . import datasets, init, metrics, nn
+from . import datasets, distributed as data_parallel, init, metrics, nn
 from ._checks import positive_int, real_number
 from .backend import check_device, get_array_module, to_device, to_numpy
 from .data import DataLoader
@@ -172,10 +177,25 @@ def _save_plots(name, output_dir, history, model, images, predicted, labels):
     print(f"figures written to {output_dir}/{name}_*.png")
 
 
+def _seed(seed, distributed):
+    """Seed the default generator (one stream per process if ``distributed``); returns the
+    communicator of the MPI job, or None."""
+    if not distributed:
+        manual_seed(seed)
+        return None
+    comm = data_parallel.init()
+    data_parallel.manual_seed(seed, comm)
+    if comm.is_main and comm.size > 1:
+        print(f"data-parallel on {comm.size} processes: each trains on its share of every global batch")
+    return comm
+
+
 def _classifier(name, model, optimizer, lr, epochs, batch_size, seed, augment, schedule, device, data_root,
-                output_dir, train_samples, test_samples, progress, plots, standardized=False):
+                output_dir, train_samples, test_samples, progress, plots, standardized=False, comm=None):
     """Train an MNIST classifier with ``fit`` (validating on the test set), report and save it.
-    ``standardized``: the model sees ``standardize(images)`` instead of the images in [0, 1]."""
+    ``standardized``: the model sees ``standardize(images)`` instead of the images in [0, 1].
+    ``comm``: train data-parallel; on processes other than rank 0, return after training with
+    ``({"history": ...}, None, None, None)``."""
     x_train, y_train = _mnist(data_root, True, train_samples, device)
     x_test, y_test = _mnist(data_root, False, test_samples, device)
     test_images = x_test  # in [0, 1], for the figures
@@ -183,11 +203,15 @@ def _classifier(name, model, optimizer, lr, epochs, batch_size, seed, augment, s
     if standardized:
         x_train, x_test, fill = standardize(x_train), standardize(x_test), -MNIST_MEAN / MNIST_STD
     train_loader = DataLoader(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed,
-                              transform=default_augmentation(fill) if augment else None)
+                              transform=default_augmentation(fill) if augment else None, shard=comm)
     test_loader = DataLoader(x_test, y_test, batch_size=1000)
+    if comm is not None:
+        optimizer = data_parallel.DistributedOptimizer(optimizer, comm)
     scheduler = _schedule(schedule, optimizer, lr, epochs, len(train_loader))
     history = fit(model, CrossEntropyLoss(), optimizer, train_loader, test_loader, epochs=epochs,
-                  scheduler=scheduler, progress=progress)
+                  scheduler=scheduler, progress=progress, comm=comm)
+    if comm is not None and not comm.is_main:
+        return {"history": history}, None, None, None
     results, predicted = _test_report(model, x_test, y_test)
     results["history"] = history
     results["weights"] = _output_path(output_dir, f"{name}.npz")
@@ -264,7 +288,7 @@ def three_vs_seven(epochs=100, lr=5.0, seed=0, device="cpu", data_root=None, tra
 
 
 def mnist_mlp(epochs=10, batch_size=16, lr=0.05, seed=0, augment=False, schedule=None, device="cpu", data_root=None,
-              output_dir=".", train_samples=None, test_samples=None, progress=True, plots=False):
+              output_dir=".", train_samples=None, test_samples=None, progress=True, plots=False, distributed=False):
     """The 784-512-512-10 MLP (``mlp_model``) with cross-entropy and SGD; about 98.3% after 10 epochs.
 
     The model is trained and tested on ``standardize(images)``: plain SGD converges faster on
@@ -275,17 +299,18 @@ def mnist_mlp(epochs=10, batch_size=16, lr=0.05, seed=0, augment=False, schedule
     """
     _check_arguments("mnist_mlp", epochs, lr, batch_size, train_samples, test_samples, output_dir, schedule)
     device = check_device(device)
-    manual_seed(seed)
+    comm = _seed(seed, distributed)
     model = mlp_model().to(device)
     optimizer = SGD(model.parameters(), lr=lr)
     results, *_ = _classifier("mnist_mlp", model, optimizer, lr, epochs, batch_size, seed, augment, schedule,
                               device, data_root, output_dir, train_samples, test_samples, progress, plots,
-                              standardized=True)
+                              standardized=True, comm=comm)
     return results
 
 
 def mnist_cnn(epochs=10, batch_size=60, lr=1e-3, seed=0, wider=False, augment=None, schedule="auto", device="cpu",
-              data_root=None, output_dir=".", train_samples=None, test_samples=None, progress=True, plots=False):
+              data_root=None, output_dir=".", train_samples=None, test_samples=None, progress=True, plots=False,
+              distributed=False):
     """The MNIST CNN (``cnn_model``) with cross-entropy and Adam; about 98.5% after 10 epochs.
 
     ``wider`` trains the 32/64-channel network, by default (``augment=None``, ``schedule="auto"``)
@@ -303,12 +328,14 @@ def mnist_cnn(epochs=10, batch_size=60, lr=1e-3, seed=0, wider=False, augment=No
     _check_arguments("mnist_cnn", epochs, lr, batch_size, train_samples, test_samples, output_dir, schedule)
     device = check_device(device)
     name = "mnist_cnn_wider" if wider else "mnist_cnn"
-    manual_seed(seed)
+    comm = _seed(seed, distributed)
     model = cnn_model(wider).to(device)
     optimizer = Adam(model.parameters(), lr=lr)
     results, x_test, y_test, predicted = _classifier(
         name, model, optimizer, lr, epochs, batch_size, seed, augment, schedule, device, data_root, output_dir,
-        train_samples, test_samples, progress, plots)
+        train_samples, test_samples, progress, plots, comm=comm)
+    if predicted is None:  # a data-parallel process other than rank 0: rank 0 reports
+        return results
     labels = to_numpy(y_test)
     print(metrics.classification_report(labels, predicted, num_classes=10))
     precision, recall, _ = metrics.precision_recall_f1(labels, predicted, num_classes=10)

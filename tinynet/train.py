@@ -25,6 +25,11 @@ module's ``rng``, e.g. a ``Dropout`` given one). ``fit(..., resume_from=path)``
 therefore continues a run bit for bit as if it had never stopped. (On a GPU, dropout
 masks come from CuPy's generator, which checkpoints do not hold: a resumed GPU run
 with dropout is a valid continuation, not a bit-for-bit one.)
+
+Data-parallel training over MPI passes ``comm`` (``tinynet.distributed``): ``fit(...,
+comm=comm)`` starts every process from rank 0's weights, draws progress bars on rank 0
+only, averages buffers after every epoch, sums the metrics over the processes, and writes
+checkpoints from rank 0 alone.
 """
 import json
 import math
@@ -35,6 +40,7 @@ import numpy as np
 from . import metrics
 from .backend import get_array_module
 from .debug import StepMonitor, is_step_record
+from .distributed import DistributedOptimizer, average_buffers, broadcast_parameters
 from .losses import LossNotFiniteError
 from .rng import default_generator
 from .serialization import load, save
@@ -112,13 +118,17 @@ class _Running:
             # An on-device 0-d count: adding it up does not wait for the device.
             self.correct = self.correct + metrics.count_correct(output, target, self.accuracy, self.threshold)
 
-    def results(self, where):
-        """``{"loss": mean loss, "accuracy": fraction correct}`` (reads the count from the device)."""
-        if self.samples == 0:
+    def results(self, where, comm=None):
+        """``{"loss": mean loss, "accuracy": fraction correct}`` (reads the count from the device);
+        given ``comm``, over the samples of all processes (their sums are added, then divided)."""
+        samples, loss_sum, correct = self.samples, self.loss_sum, int(self.correct)
+        if comm is not None:
+            samples, loss_sum, correct = comm.sum([samples, loss_sum, correct])
+        if samples == 0:
             raise ValueError(f"{where}: the loader yielded no batches")
-        result = {"loss": self.loss_sum / self.samples}
+        result = {"loss": loss_sum / samples}
         if self.accuracy is not None:
-            result["accuracy"] = int(self.correct) / self.samples
+            result["accuracy"] = correct / samples
         return result
 
 
@@ -127,7 +137,7 @@ def _postfix(logs):
     return {key.replace("accuracy", "acc"): f"{value:.4f}" for key, value in logs.items() if key != "lr"}
 
 
-def evaluate(model, loss_fn, loader, accuracy="argmax", threshold=0.5):
+def evaluate(model, loss_fn, loader, accuracy="argmax", threshold=0.5, comm=None):
     """Mean loss (and accuracy) of ``model`` over ``loader``, in eval mode.
 
     Args:
@@ -135,6 +145,9 @@ def evaluate(model, loss_fn, loader, accuracy="argmax", threshold=0.5):
         loss_fn: a tinynet loss (``reduction="mean"`` or ``"sum"``).
         loader: an iterable of ``(inputs, targets)`` batches, e.g. a ``DataLoader``.
         accuracy, threshold: how outputs become labels (``tinynet.metrics``); ``None``: no accuracy.
+        comm: a ``tinynet.distributed`` communicator: the processes share the work, each taking
+            every ``comm.size``-th batch of the same loader (or all batches of a loader built with
+            ``shard``, which are its own already), and return the results over all samples.
 
     Returns:
         ``{"loss": float, "accuracy": float}`` (no ``"accuracy"`` when ``accuracy=None``): the
@@ -142,12 +155,15 @@ def evaluate(model, loss_fn, loader, accuracy="argmax", threshold=0.5):
     """
     metrics.check_accuracy_kind("evaluate", accuracy)
     running = _Running(loss_fn, accuracy, threshold)
+    share = comm is not None and getattr(loader, "shard", None) is None
     with _mode(model, training=False):
-        for batch in loader:
+        for index, batch in enumerate(loader):
+            if share and index % comm.size != comm.rank:
+                continue
             x, y = _split(batch, "evaluate")
             output = model(x)
             running.add(loss_fn(output, y), output, y)
-    return running.results("evaluate")
+    return running.results("evaluate", comm)
 
 
 def predict(model, data, batch_size=256):
@@ -186,11 +202,12 @@ class TrainingState:
         epoch: how many epochs are finished.
         history: ``{name: [one value per finished epoch]}``.
         stop_training: set it to True (as ``EarlyStopping`` does) to end ``fit`` after this epoch.
+        comm: the ``tinynet.distributed`` communicator of a data-parallel run, else None.
     """
 
-    def __init__(self, model, loss_fn, optimizer, scheduler, train_loader, val_loader, epochs):
+    def __init__(self, model, loss_fn, optimizer, scheduler, train_loader, val_loader, epochs, comm=None):
         self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn, optimizer, scheduler
-        self.train_loader, self.val_loader, self.epochs = train_loader, val_loader, epochs
+        self.train_loader, self.val_loader, self.epochs, self.comm = train_loader, val_loader, epochs, comm
         self.epoch = 0
         self.history = {}
         self.stop_training = False
@@ -210,7 +227,11 @@ class TrainingState:
         return found
 
     def checkpoint(self):
-        """The state as a nested ``{str: array | scalar | dict}`` that ``tinynet.save`` writes."""
+        """The state as a nested ``{str: array | scalar | dict}`` that ``tinynet.save`` writes.
+
+        In a data-parallel run every process must call it: ``"rng"`` holds rank 0's generators and
+        ``"rng_by_rank"`` those of the other processes (gathered on rank 0; elsewhere it is empty).
+        """
         checkpoint = {
             "model": dict(self.model.state_dict()),
             "optimizer": self.optimizer.state_dict(),
@@ -219,10 +240,13 @@ class TrainingState:
             # The bit generator state holds 128-bit integers: stored as JSON text in a 0-d string array.
             "rng": {name: np.array(json.dumps(rng.bit_generator.state)) for name, rng in self.generators().items()},
         }
-        checkpoint["classes"] = {"optimizer": np.array(type(self.optimizer).__name__)}
+        checkpoint["classes"] = {"optimizer": np.array(_class_name(self.optimizer))}
         if self.scheduler is not None:
             checkpoint["scheduler"] = self.scheduler.state_dict()
-            checkpoint["classes"]["scheduler"] = np.array(type(self.scheduler).__name__)
+            checkpoint["classes"]["scheduler"] = np.array(_class_name(self.scheduler))
+        if self.comm is not None and self.comm.size > 1:
+            streams = self.comm.gather(checkpoint["rng"]) or []
+            checkpoint["rng_by_rank"] = {str(rank): rng for rank, rng in enumerate(streams) if rank > 0}
         return checkpoint
 
     def restore(self, checkpoint, where="load_checkpoint"):
@@ -241,8 +265,8 @@ class TrainingState:
             raise ValueError(f"{where}: the checkpoint was saved with a scheduler and fit was given none; pass the same one")
         for part, owner in (("optimizer", self.optimizer), ("scheduler", self.scheduler)):
             saved_class = checkpoint.get("classes", {}).get(part)  # absent in checkpoints of earlier versions
-            if owner is not None and saved_class is not None and str(saved_class) != type(owner).__name__:
-                raise TypeError(f"{where}: the checkpoint's {part} is a {saved_class}, fit was given a {type(owner).__name__}")
+            if owner is not None and saved_class is not None and str(saved_class) != _class_name(owner):
+                raise TypeError(f"{where}: the checkpoint's {part} is a {saved_class}, fit was given a {_class_name(owner)}")
         checked = [(part, owner, _checked_part(where, part, owner, checkpoint[part]))
                    for part, owner in (("model", self.model), ("optimizer", self.optimizer),
                                        ("scheduler", self.scheduler)) if owner is not None]
@@ -250,9 +274,17 @@ class TrainingState:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= self.epochs:
             raise ValueError(f"{where}: epoch must be an integer from 0 to epochs={self.epochs}, got {epoch!r}")
         history = _checked_history(where, checkpoint["history"], epoch)
+        streams = checkpoint["rng"]
+        rank, processes = (self.comm.rank, self.comm.size) if self.comm is not None else (0, 1)
+        if processes > 1:
+            saved = 1 + len(checkpoint.get("rng_by_rank", {}))
+            if processes > saved:  # every process sees the same file and size: all raise
+                raise ValueError(f"{where}: the checkpoint holds the random streams of {saved} process(es), "
+                                 f"not of {processes}; resume it with at most {saved}")
+            streams = checkpoint["rng_by_rank"][str(rank)] if rank > 0 else streams
         generators = self.generators()
         states = {name: _checked_rng_state(where, name, saved, generators[name])
-                  for name, saved in checkpoint["rng"].items() if name in generators}
+                  for name, saved in streams.items() if name in generators}
 
         for part, owner, value in checked:
             owner._load_checked(value)
@@ -260,6 +292,12 @@ class TrainingState:
         for name, rng_state in states.items():
             generators[name].bit_generator.state = rng_state
         return self
+
+
+def _class_name(owner):
+    """The class a checkpoint records for an optimizer or schedule: a ``DistributedOptimizer``'s
+    wrapped optimizer's, so a checkpoint resumes with or without MPI."""
+    return type(owner.optimizer if isinstance(owner, DistributedOptimizer) else owner).__name__
 
 
 def _checked_part(where, part, owner, state_dict):
@@ -299,9 +337,14 @@ def _checked_rng_state(where, name, saved, generator):
 def save_checkpoint(path, state):
     """Write ``state.checkpoint()`` (a ``TrainingState``) to ``path`` atomically with ``tinynet.save``.
 
-    Load just the weights with ``model.load_state_dict(tinynet.load(path)["model"])``.
+    Load just the weights with ``model.load_state_dict(tinynet.load(path)["model"])``. In a
+    data-parallel run every process calls it, rank 0 writes, and all wait until the file is there.
     """
-    save(state.checkpoint(), path)
+    checkpoint = state.checkpoint()
+    if state.comm is None or state.comm.is_main:
+        save(checkpoint, path)
+    if state.comm is not None:
+        state.comm.barrier()
 
 
 def load_checkpoint(path, state):
@@ -332,7 +375,7 @@ def _train_epoch(state, accuracy, threshold, bar, monitor=None):
         if bar is not None and bar.update(1):
             # The bar just redrew: show the running values at its next redraw.
             bar.set_postfix(_postfix(running.results("fit")), refresh=False)
-    return running.results("fit")
+    return running.results("fit", state.comm)
 
 
 def _checked_loss(state, output, target, step):
@@ -375,7 +418,7 @@ def _holds_non_finite(array):
 
 def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, callbacks=(), accuracy="argmax",
         threshold=0.5, scheduler=None, resume_from=None, progress=True, detect_anomaly=False, record=None,
-        record_every=1):
+        record_every=1, comm=None):
     """Train ``model`` for ``epochs`` epochs and return the per-epoch history.
 
     Args:
@@ -404,6 +447,14 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
         record: ``"grad_norms"`` to record, every ``record_every`` steps (counted over all epochs,
             from the first), the L2 norm of each parameter's gradient and of each layer's output
             into the history (``tinynet.debug.StepMonitor``; ``tinynet.plots.gradient_flow`` draws them).
+        comm: a ``tinynet.distributed`` communicator for data-parallel training: every process
+            calls ``fit`` alike, with a ``DistributedOptimizer`` and its own shard of the data
+            (``DataLoader(..., shard=comm)``). ``fit`` first gives every process rank 0's weights
+            (after ``resume_from``, which every process loads) and averages the floating-point
+            buffers after every epoch (``average_buffers``); bars show on rank 0 only; the
+            logs, summed over all processes, are the same everywhere; validation splits
+            ``val_loader``'s batches among the processes (see ``evaluate``); checkpoints are
+            written by rank 0.
 
     Returns:
         The history, ``{name: [one float per epoch]}`` with names ``loss``, ``accuracy``,
@@ -427,12 +478,18 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
             f"fit: the optimizer holds parameters that are not the model's (params {foreign}); "
             "build it from model.parameters() of this model"
         )
-    if scheduler is not None and scheduler.optimizer is not optimizer:
+    if scheduler is not None and scheduler.optimizer not in (optimizer, getattr(optimizer, "optimizer", None)):
         raise ValueError("fit: the scheduler was built for a different optimizer than the one passed to fit")
+    if comm is not None and comm.size > 1 and not (isinstance(optimizer, DistributedOptimizer) and optimizer.comm is comm):
+        raise ValueError("fit: with comm, pass the optimizer as tinynet.distributed.DistributedOptimizer(optimizer, comm), "
+                         f"or the processes' weights drift apart; got {type(optimizer).__name__}")
     monitor = StepMonitor(detect_anomaly, record, record_every) if detect_anomaly or record is not None else None
-    state = TrainingState(model, loss_fn, optimizer, scheduler, train_loader, val_loader, int(epochs))
+    state = TrainingState(model, loss_fn, optimizer, scheduler, train_loader, val_loader, int(epochs), comm)
     if resume_from is not None:
         load_checkpoint(resume_from, state)
+    if comm is not None:
+        broadcast_parameters(model, comm)
+        progress = progress and comm.is_main
 
     def notify(hook, *args):
         for callback in callbacks:
@@ -449,9 +506,11 @@ def fit(model, loss_fn, optimizer, train_loader, val_loader=None, epochs=1, call
             bar = progress_bar(total, f"epoch {state.epoch + 1}/{state.epochs}", progress)
             try:
                 logs = _train_epoch(state, accuracy, threshold, bar, monitor)
+                if comm is not None:
+                    average_buffers(model, comm)
                 if val_loader is not None:
                     logs.update({f"val_{key}": value for key, value in
-                                 evaluate(model, loss_fn, val_loader, accuracy, threshold).items()})
+                                 evaluate(model, loss_fn, val_loader, accuracy, threshold, comm).items()})
                 if bar is not None:
                     bar.set_postfix(_postfix(logs))
             finally:
