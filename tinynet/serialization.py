@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 import zipfile
+import zlib
 from collections import OrderedDict
 import math
 from collections.abc import Mapping
@@ -200,6 +201,10 @@ def _read_npz(path):
         for info in archive.infolist():
             name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
             try:
+                if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    # zipfile would raise RuntimeError or NotImplementedError: neither is ever written by
+                    # tinynet.save (stored) or np.savez_compressed (deflated).
+                    raise ValueError("it is encrypted or compressed with a method .npz files do not use")
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
                     read_header = _HEADER_READERS.get(version)
@@ -214,7 +219,7 @@ def _read_npz(path):
                                          f"more than the {info.file_size - member.tell()} bytes stored")
                 with archive.open(info) as member:
                     arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
                 raise ValueError(f"member {name!r}: {err}") from err
     return arrays
 

@@ -116,7 +116,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = _pair("AdaptiveAvgPool2d", "output_size", output_size, 1, "non-positive")
+        self.output_size = int_pair("AdaptiveAvgPool2d", "output_size", output_size, 1, "non-positive")
 
     def forward(self, x):
         check_ndim("AdaptiveAvgPool2d", x, 4, "(N, C, H, W)")
