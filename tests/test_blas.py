@@ -146,6 +146,7 @@ def test_kernels_that_call_it_load_from_the_disk_cache_in_a_new_process(tmp_path
         import numpy as np
         import tinynet as tn
         from tinynet.kernels import blas, conv_numba
+        tn.kernels.warm_up([np.float32], families=[])  # no compiling in the background: conv(x) compiles what it runs
         x = np.random.default_rng(0).standard_normal((5, 2, 6, 7)).astype(np.float32)
         conv = tn.Conv2d(2, 3, 3, padding=1, dtype=np.float32)
         y = conv(x)

@@ -9,8 +9,9 @@ negative gradient where y <= 0 gives -0.0 there too (PyTorch selects, and gives 
 are equal as numbers).
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .compiling import jit
 from .threads import batch_parts, part
 
 #: Elements below which ReLU runs on the calling thread: starting the pool costs more than it saves.
@@ -44,10 +45,10 @@ def _relu_backward_parallel(grad_y, y, grad_x, parts):
         _relu_backward_jit(grad_y[lo:hi], y[lo:hi], grad_x[lo:hi])
 
 
-_relu_jit = njit(cache=True)(_relu_loops)
-_relu_backward_jit = njit(cache=True)(_relu_backward_loops)
-_relu_parallel_jit = njit(cache=True, parallel=True)(_relu_parallel)
-_relu_backward_parallel_jit = njit(cache=True, parallel=True)(_relu_backward_parallel)
+_relu_jit = jit()(_relu_loops)
+_relu_backward_jit = jit()(_relu_backward_loops)
+_relu_parallel_jit = jit(parallel=True)(_relu_parallel)
+_relu_backward_parallel_jit = jit(parallel=True)(_relu_backward_parallel)
 
 
 def _run(serial, parallel, *flat):
