@@ -96,7 +96,8 @@ def main(argv=None):
             cache = tempfile.mkdtemp(dir=scratch)
             cold, warm = (run(scratch, cache, "tinynet", "cnn", steps=1000) for _ in range(2))
             torch = run(scratch, cache, "torch", "cnn", steps=1000)
-            rows.append(("CNN first epoch (1,000 steps)", *(r["first_step_s"] + r["steps_s"] for r in (cold, warm, torch))))
+            epochs = (r["first_step_s"] + r["steps_s"] for r in (cold, warm, torch))
+            rows.append(("CNN first epoch (1,000 steps)", *epochs))
     print("seconds from before the import to the end of the step (new process each; tinynet with an empty / filled "
           "numba cache)")
     print(f"{'':<30} {'tinynet cold':>12} {'tinynet warm':>12} {'PyTorch':>8}")

@@ -127,7 +127,8 @@ def test_the_warm_up_command(nothing_compiled):
 
 # The tests that run under NUMBA_DISABLE_JIT=1: every numba kernel as Python, against the
 # reference and PyTorch (kept small: Python loops are slow).
-DISABLED_JIT_TESTS = ["tests/test_threads.py", "tests/test_blas.py::test_gemm_equals_numpy_for_c_and_f_ordered_operands",
+DISABLED_JIT_TESTS = ["tests/test_threads.py",
+                      "tests/test_blas.py::test_gemm_equals_numpy_for_c_and_f_ordered_operands",
                       "tests/test_blas.py::test_gemm_refuses_mismatched_or_strided_arguments"]
 
 
