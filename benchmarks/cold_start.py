@@ -3,6 +3,7 @@ and the first epoch, with numba's cache empty (cold) and filled (warm); PyTorch'
 
     python benchmarks/cold_start.py              # first steps of the CNN and the MLP, cold and warm
     python benchmarks/cold_start.py --epoch      # also a CNN epoch (1,000 steps), cold and warm
+    python benchmarks/cold_start.py --model cnn  # only the CNN
 
 Each figure is a new ``python`` process running a fresh copy of the ``tinynet`` package (copied to
 a temporary folder: no bytecode or numba cache of the checkout is used) with ``NUMBA_CACHE_DIR``
@@ -80,29 +81,26 @@ def run(package_parent, cache_dir, library, model, steps=1):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=["cnn", "mlp"], action="append", help="only this model (default: both)")
     parser.add_argument("--epoch", action="store_true", help="also time a CNN epoch of 1,000 steps, cold and warm")
     args = parser.parse_args(argv)
     source = Path(__file__).resolve().parents[1] / "tinynet"
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        shutil.copytree(source, Path(scratch, "tinynet"), ignore=shutil.ignore_patterns("__pycache__"))
-        for model in ("cnn", "mlp"):
-            cache = tempfile.mkdtemp(dir=scratch)
-            cold, warm = run(scratch, cache, "tinynet", model), run(scratch, cache, "tinynet", model)
-            torch = run(scratch, cache, "torch", model)
-            rows.append((f"{model.upper()} first step", cold["first_step_s"], warm["first_step_s"],
-                         torch["first_step_s"]))
-        if args.epoch:
-            cache = tempfile.mkdtemp(dir=scratch)
-            cold, warm = (run(scratch, cache, "tinynet", "cnn", steps=1000) for _ in range(2))
-            torch = run(scratch, cache, "torch", "cnn", steps=1000)
-            epochs = (r["first_step_s"] + r["steps_s"] for r in (cold, warm, torch))
-            rows.append(("CNN first epoch (1,000 steps)", *epochs))
     print("seconds from before the import to the end of the step (new process each; tinynet with an empty / filled "
           "numba cache)")
-    print(f"{'':<30} {'tinynet cold':>12} {'tinynet warm':>12} {'PyTorch':>8}")
-    for name, cold, warm, torch in rows:
-        print(f"{name:<30} {cold:>12.2f} {warm:>12.2f} {torch:>8.2f}")
+    print(f"{'':<30} {'tinynet cold':>12} {'tinynet warm':>12} {'PyTorch':>8}", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copytree(source, Path(scratch, "tinynet"), ignore=shutil.ignore_patterns("__pycache__"))
+        for model in args.model or ["cnn", "mlp"]:
+            cache = tempfile.mkdtemp(dir=scratch)
+            first_steps = [run(scratch, cache, library, model)["first_step_s"]
+                           for library in ("tinynet", "tinynet", "torch")]
+            print(f"{model.upper() + ' first step':<30} {first_steps[0]:>12.2f} {first_steps[1]:>12.2f} "
+                  f"{first_steps[2]:>8.2f}", flush=True)
+        if args.epoch:
+            cache = tempfile.mkdtemp(dir=scratch)
+            runs = [run(scratch, cache, library, "cnn", steps=1000) for library in ("tinynet", "tinynet", "torch")]
+            epochs = [result["first_step_s"] + result["steps_s"] for result in runs]
+            print(f"{'CNN first epoch (1,000 steps)':<30} {epochs[0]:>12.2f} {epochs[1]:>12.2f} {epochs[2]:>8.2f}")
 
 
 if __name__ == "__main__":
