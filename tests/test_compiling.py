@@ -97,7 +97,7 @@ def test_the_background_thread_makes_the_kernels_ready(nothing_compiled):
     assert compiling.ready(np.float64)
 
 
-def test_kernels_in_the_cache_are_loaded_at_the_first_ask(nothing_compiled, monkeypatch, tmp_path):
+def test_kernels_in_the_cache_serve_from_the_first_ask(nothing_compiled, monkeypatch, tmp_path):
     (tmp_path / "float32.compiled").touch()
     monkeypatch.setattr(compiling, "_marker", lambda dtype: str(tmp_path / f"{np.dtype(dtype).name}.compiled"))
     assert compiling.ready(np.float32)

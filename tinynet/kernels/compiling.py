@@ -11,9 +11,9 @@ here make that first process and that cache behave:
   threads.py and every ``*_numba.py``, which hold the compile options too) and of numba's
   version and code-generation settings, so any edit to them makes numba compile again.
 * ``ready(dtype)``: asked by the dispatcher (``tinynet.kernels._implementation``) before each
-  numba call. When numba's cache holds the kernels for that dtype, the first ask loads them all
-  at once (less than a compilation of one). Otherwise it starts compiling them in a background
-  thread and prints one line, "tinynet: compiling CPU kernels ..., first run only"; until they
+  numba call. When numba's cache holds the kernels for that dtype, it answers True at once (each
+  kernel is loaded at its first call, as numba does). Otherwise it starts compiling them in a
+  background thread and prints one line, "tinynet: compiling CPU kernels ..., first run only"; until they
   are all ready, the NumPy reference kernels serve (their results agree to rounding, see
   ``tinynet.kernels``). So a first training step is never blocked by compilation, and a progress
   bar's time estimate never counts it; but such a first run is not repeatable bit for bit (how
@@ -137,7 +137,7 @@ def ready(dtype):
     if _background is None and dtype in _compiled:
         return True
     if _background is None and (_jit_disabled() or os.path.exists(_marker(dtype) or "")):
-        warm_up([dtype])  # numba's cache holds them: load them now, so that the run is repeatable
+        _compiled.add(dtype)  # numba's cache holds them all: each loads at its first call, and the run is repeatable
         return True
     with _queue_lock:
         if dtype not in _compiled and dtype not in _queued:
