@@ -33,3 +33,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu") is not None:  # not item.keywords: a parameter id "gpu" is a keyword too
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def numba_kernels_compiled():
+    """Compile the numba kernels before any test: the tests compare them with the reference, which
+    would otherwise stand in for them while they compile in the background."""
+    from tinynet import kernels
+
+    kernels.warm_up()

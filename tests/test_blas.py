@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -139,6 +140,7 @@ def test_without_its_blas_the_numba_kernels_give_way_to_the_reference_with_one_w
         f"scipy-openblas32); using the NumPy reference kernels, which are much slower"]
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="NUMBA_DISABLE_JIT=1: nothing is compiled or cached")
 def test_kernels_that_call_it_load_from_the_disk_cache_in_a_new_process(tmp_path):
     """The library's address differs in every process; the cached code must find it by name."""
     script = """
@@ -146,6 +148,7 @@ def test_kernels_that_call_it_load_from_the_disk_cache_in_a_new_process(tmp_path
         import numpy as np
         import tinynet as tn
         from tinynet.kernels import blas, conv_numba
+        tn.kernels.warm_up([np.float32], families=[])  # no compiling in the background: conv(x) compiles what it runs
         x = np.random.default_rng(0).standard_normal((5, 2, 6, 7)).astype(np.float32)
         conv = tn.Conv2d(2, 3, 3, padding=1, dtype=np.float32)
         y = conv(x)

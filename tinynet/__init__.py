@@ -9,8 +9,9 @@
     model.backward(loss_fn.backward())     # backward: fills each parameter's .grad
     optimizer.step(); optimizer.zero_grad()
 
-Importing tinynet imports neither torch nor cupy; numba kernels are compiled
-(or loaded from the on-disk cache) the first time they are used.
+Importing tinynet imports neither torch, cupy nor numba; the numba kernels are compiled (or
+loaded from the on-disk cache) in the background the first time they are asked for, while the
+NumPy reference kernels serve; ``tinynet.kernels.warm_up()`` compiles them ahead.
 """
 __version__ = "0.1.0"
 

@@ -1,5 +1,6 @@
 """The ``tinynet`` command: ``tinynet train {perceptron,three-vs-seven,mlp,cnn} [options]``,
-and the command lines of the example scripts (``examples/*.py``), which run the same recipes.
+and the command lines of the example scripts (``examples/*.py``), which run the same recipes;
+``tinynet warm-up`` compiles the CPU kernels ahead (see ``tinynet.kernels.compiling``).
 
 Each recipe is a function in ``tinynet.recipes``; the command passes on only the
 options given on the command line, so every default lives in one place, the
@@ -9,13 +10,14 @@ recipe's signature. An option a recipe does not take is refused by name.
     mpiexec -n 4 tinynet train cnn --distributed   # data-parallel over 4 processes (tinynet.distributed)
     tinynet train mlp --augment --schedule cosine --epochs 30
     python -m tinynet train perceptron
+    python -m tinynet warm-up
     python examples/mnist_cnn.py --epochs 10     # same as: tinynet train cnn --epochs 10
 """
 import argparse
 import inspect
 import sys
 
-from . import __version__, distributed, recipes
+from . import __version__, distributed, kernels, recipes
 
 #: Recipe names on the command line -> functions.
 RECIPES = {
@@ -60,6 +62,11 @@ def build_parser():
     train.add_argument("recipe", choices=list(RECIPES), help="which model to train")
     for flag, keywords in OPTIONS:
         train.add_argument(flag, **keywords)
+    commands.add_parser(
+        "warm-up", help="compile the CPU kernels now (for container images and CI)",
+        description="Compile tinynet's numba kernels for float32 and float64 into numba's on-disk cache, so that "
+                    "no later process compiles them (see tinynet.kernels.compiling).",
+    )
     return parser, train
 
 
@@ -99,7 +106,9 @@ def main(argv=None):
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     parser, train = build_parser()
     args = vars(parser.parse_args(argv))
-    del args["command"]
+    if args.pop("command") == "warm-up":
+        kernels.warm_up()
+        return 0
     name = args.pop("recipe")
     accepted = inspect.signature(RECIPES[name]).parameters
     for dest in args:

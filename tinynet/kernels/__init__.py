@@ -44,6 +44,11 @@ same way, so tinynet never calls a multi-threaded BLAS, whose spinning workers f
 for the cores, and never changes NumPy's or SciPy's. See ``threads.py`` for the policy and its
 measurements, ``conv_numba.py`` for the convolution.
 
+Compiling: numba compiles its kernels for a dtype the first time one is asked for, in a
+background thread, while the reference kernels serve (``compiling.ready``); they are cached on
+disk, keyed to their sources. ``warm_up()`` compiles them ahead (``python -m tinynet warm-up``).
+See ``compiling.py``.
+
 Memory: importing this package calls ``malloc.tune_malloc()`` (see there) so
 that freed arrays are reused instead of returned to the kernel and faulted in
 again each step: 8.2 ms -> 3.8 ms per step.
@@ -57,6 +62,8 @@ import warnings
 import numpy as np
 
 from ..backend import is_cupy_array
+from . import compiling
+from .compiling import warm_up
 from .malloc import tune_malloc
 
 tune_malloc()
@@ -117,7 +124,7 @@ def _implementation(family, array):
     if backend == "numba" and family in _numba_missing:
         backend = "numpy"
     try:
-        return importlib.import_module(f"{__name__}.{family}_{backend}")
+        module = importlib.import_module(f"{__name__}.{family}_{backend}")
     except ImportError as error:
         if backend != "numba":
             raise
@@ -126,6 +133,9 @@ def _implementation(family, array):
                           f"reference kernels, which are much slower", RuntimeWarning, stacklevel=3)
         _numba_missing[family] = str(error)
         return importlib.import_module(f"{__name__}.{family}_numpy")
+    if backend == "numba" and not compiling.ready(array.dtype.type):  # the reference serves while numba compiles
+        return importlib.import_module(f"{__name__}.{family}_numpy")
+    return module
 
 
 def output_size(size, kernel, stride, padding, dilation=1):

@@ -11,8 +11,9 @@ are equal as numbers).
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .compiling import jit
 from .threads import batch_parts, part
 
 #: Elements below which ReLU runs on the calling thread: starting the pool costs more than it saves.
@@ -52,11 +53,11 @@ def _erf_loops(x, y):
         y[i] = math.erf(np.float64(x[i]))
 
 
-_relu_jit = njit(cache=True)(_relu_loops)
-_erf_jit = njit(cache=True)(_erf_loops)
-_relu_backward_jit = njit(cache=True)(_relu_backward_loops)
-_relu_parallel_jit = njit(cache=True, parallel=True)(_relu_parallel)
-_relu_backward_parallel_jit = njit(cache=True, parallel=True)(_relu_backward_parallel)
+_relu_jit = jit()(_relu_loops)
+_erf_jit = jit()(_erf_loops)
+_relu_backward_jit = jit()(_relu_backward_loops)
+_relu_parallel_jit = jit(parallel=True)(_relu_parallel)
+_relu_backward_parallel_jit = jit(parallel=True)(_relu_backward_parallel)
 
 
 def _run(serial, parallel, *flat):

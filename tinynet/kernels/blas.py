@@ -23,11 +23,13 @@ this copy to n threads too, and tinynet's products then compete with numba's thr
 
 How numba calls it: the library's CBLAS functions are registered with LLVM under names of our
 own (``llvmlite.binding.add_symbol``) and declared to numba as external functions, which
-compiled code calls by name. Cached kernels (``cache=True``) keep working in a new process
-because the names are resolved again when the cache is loaded, after this module has registered
-them at their new addresses. (numba caches a caller with the code of the jitted functions it
-calls, and checks only the caller's own file: after editing ``gemm`` in a source checkout,
-delete the ``__pycache__`` folders of the modules that call it.)
+compiled code calls by name. Cached kernels keep working in a new process because the names are
+resolved again when the cache is loaded, after this module has registered them at their new
+addresses. (numba caches a caller with the code of the jitted functions it calls; ``compiling.jit``
+keys every kernel's cache to this file too, so an edited ``gemm`` is compiled again.)
+
+Under ``NUMBA_DISABLE_JIT=1`` ``gemm`` runs as Python and multiplies with NumPy instead (compiled
+code alone can call the BLAS this way).
 """
 import ctypes
 import importlib.util
@@ -35,8 +37,10 @@ import os
 
 import llvmlite.binding
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
+
+from .compiling import jit
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS_ORDER and CBLAS_TRANSPOSE values from cblas.h
 
@@ -85,6 +89,7 @@ _dgemm = _cblas_gemm("tinynet_cblas_dgemm", types.float64)
 
 def _one_real_dtype(a, b, out):
     """Whether a, b and out all hold float32, or all float64 (decided when numba compiles the caller)."""
+    return a.dtype == b.dtype == out.dtype and a.dtype in (np.float32, np.float64)
 
 
 @overload(_one_real_dtype)
@@ -93,7 +98,29 @@ def _one_real_dtype_typed(a, b, out):
     return lambda a, b, out: same
 
 
-@njit(cache=True)
+def _product(a, b, out):
+    """out <- a @ b for checked, non-empty operands: in compiled code one call of the private
+    BLAS (below); run as Python (``NUMBA_DISABLE_JIT=1``), NumPy's product."""
+    np.matmul(a, b, out=out)
+
+
+@overload(_product)
+def _product_typed(a, b, out):
+    def product(a, b, out):
+        m, k = a.shape
+        n = b.shape[1]
+        trans_a, lda = (_NO_TRANS, k) if a.flags.c_contiguous else (_TRANS, m)
+        trans_b, ldb = (_NO_TRANS, n) if b.flags.c_contiguous else (_TRANS, k)
+        if out.itemsize == 4:
+            _sgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
+                   np.float32(0), out.ctypes.data, n)
+        else:
+            _dgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
+                   out.ctypes.data, n)
+    return product
+
+
+@jit()
 def gemm(a, b, out):
     """out (M, N) <- a (M, K) @ b (K, N), on the calling thread.
 
@@ -116,11 +143,4 @@ def gemm(a, b, out):
     if k == 0:  # an empty sum; BLAS would reject the leading dimension 0
         out[:] = 0
         return
-    trans_a, lda = (_NO_TRANS, k) if a.flags.c_contiguous else (_TRANS, m)
-    trans_b, ldb = (_NO_TRANS, n) if b.flags.c_contiguous else (_TRANS, k)
-    if out.itemsize == 4:
-        _sgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
-               np.float32(0), out.ctypes.data, n)
-    else:
-        _dgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
-               out.ctypes.data, n)
+    _product(a, b, out)

@@ -24,10 +24,11 @@ same process alternating the two, 12 rounds of 200 steps: faster in 9 to 11).
 """
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from . import output_hw
 from .blas import gemm
+from .compiling import jit
 from .im2col_numba import _cnhw_to_nchw_jit, _col2im_jit, _im2col_jit, _nchw_to_cnhw_jit
 from .threads import batch_parts, part, rows
 
@@ -50,7 +51,7 @@ def _convolve_part(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh, dw):
     y_t = np.empty((groups * group_out, m * out_h * out_w), dtype=x.dtype)
     for g in range(groups):
         gemm(weight[g], rows(cols, g * group_rows, (g + 1) * group_rows), rows(y_t, g * group_out, (g + 1) * group_out))
-    _cnhw_to_nchw_jit(y_t.reshape(groups * group_out, m, out_h * out_w), bias, y.reshape(m, groups * group_out, -1))
+    _cnhw_to_nchw_jit(y_t.reshape(groups * group_out, m, out_h * out_w), bias, y.reshape(m, groups * group_out, out_h * out_w))
 
 
 def _forward_loops(x, weight, bias, y, cols, parts, kh, kw, sh, sw, ph, pw, dh, dw):
@@ -99,10 +100,10 @@ def _backward_loops(grad_y, x, weight, cols, grad_x, grad_w, grad_b, parts, kh, 
                         kh, kw, sh, sw, ph, pw, dh, dw)
 
 
-_part_columns = njit(cache=True, inline="always")(_part_columns)
-_convolve_part = njit(cache=True)(_convolve_part)
-_forward_jit = njit(cache=True, parallel=True)(_forward_loops)
-_backward_jit = njit(cache=True, parallel=True)(_backward_loops)
+_part_columns = jit(inline="always")(_part_columns)
+_convolve_part = jit()(_convolve_part)
+_forward_jit = jit(parallel=True)(_forward_loops)
+_backward_jit = jit(parallel=True)(_backward_loops)
 
 
 def _grouped(weight, groups):

@@ -25,9 +25,9 @@ How the loops are written, and why (each point measured on the MNIST CNN's shape
   per thread (see ``tinynet.kernels.threads``).
 """
 import numpy as np
-from numba import njit
 
 from . import output_hw
+from .compiling import jit
 
 
 def _valid_range(start, stride, size, count):
@@ -64,10 +64,13 @@ def _im2col_loops(x, cols, kh, kw, sh, sw, ph, pw, dh, dw):
             for j in range(kw):
                 left = j * dw - pw
                 b_lo, b_hi = _valid_range(left, sw, width, out_w)
+                # The rows that see input pixels: none when no column does (their offsets, computed
+                # below, would then start before the plane).
+                rows_hi = a_hi if b_hi > b_lo else a_lo
                 # With stride 1 and rows as wide as the input's, the rectangle is one contiguous run
                 # shifted by a constant: copy it in one loop (the columns it wraps into are padding,
                 # zeroed after). Otherwise copy row by row.
-                one_run = sh == 1 and sw == 1 and out_w == width and a_hi > a_lo
+                one_run = sh == 1 and sw == 1 and out_w == width and rows_hi > a_lo
                 run, step = np.uint64(b_hi - b_lo), np.uint64(sw)
                 for n in range(n_batch):
                     x_plane = (n * channels + c) * height * width
@@ -75,10 +78,10 @@ def _im2col_loops(x, cols, kh, kw, sh, sw, ph, pw, dh, dw):
                     if one_run:
                         d = np.uint64(cols_plane + a_lo * out_w + b_lo)
                         s = np.uint64(x_plane + (top + a_lo) * width + left + b_lo)
-                        for k in range(np.uint64((a_hi - a_lo - 1) * out_w + b_hi - b_lo)):
+                        for k in range(np.uint64((rows_hi - a_lo - 1) * out_w + b_hi - b_lo)):
                             dst[d + k] = src[s + k]
                     else:
-                        for a in range(a_lo, a_hi):
+                        for a in range(a_lo, rows_hi):
                             d = np.uint64(cols_plane + a * out_w + b_lo)
                             s = np.uint64(x_plane + (top + a * sh) * width + left + b_lo * sw)
                             for k in range(run):
@@ -111,17 +114,18 @@ def _col2im_loops(cols, x, kh, kw, sh, sw, ph, pw, dh, dw):
                 for j in range(kw):
                     left = j * dw - pw
                     b_lo, b_hi = _valid_range(left, sw, width, out_w)
+                    rows_hi = a_hi if b_hi > b_lo else a_lo  # as in im2col
                     cols_plane = (((c * kh + i) * kw + j) * n_batch + n) * out_h * out_w
-                    if one_run and a_hi > a_lo:
+                    if one_run and rows_hi > a_lo:
                         s = np.uint64(cols_plane + a_lo * out_w + b_lo)
                         d = np.uint64(x_plane + (top + a_lo) * width + left + b_lo)
                         mask = keep[j]
-                        for k in range(np.uint64((a_hi - a_lo - 1) * out_w + b_hi - b_lo)):
+                        for k in range(np.uint64((rows_hi - a_lo - 1) * out_w + b_hi - b_lo)):
                             total = dst[d + k] + src[s + k]
                             dst[d + k] = total if mask[k] else dst[d + k]
                         continue
                     run, step = np.uint64(b_hi - b_lo), np.uint64(sw)
-                    for a in range(a_lo, a_hi):
+                    for a in range(a_lo, rows_hi):
                         s = np.uint64(cols_plane + a * out_w + b_lo)
                         d = np.uint64(x_plane + (top + a * sh) * width + left + b_lo * sw)
                         for k in range(run):
@@ -155,13 +159,13 @@ def _nchw_to_cnhw_loops(grad_y, grad_t, sums):
 
 
 # The helpers are compiled under its own name because the kernels call them by those names.
-_valid_range = njit(cache=True, inline="always")(_valid_range)
-_zero_outside = njit(cache=True, inline="always")(_zero_outside)
-_im2col_jit = njit(cache=True)(_im2col_loops)
-_col2im_jit = njit(cache=True)(_col2im_loops)
-_cnhw_to_nchw_jit = njit(cache=True)(_cnhw_to_nchw_loops)
+_valid_range = jit(inline="always")(_valid_range)
+_zero_outside = jit(inline="always")(_zero_outside)
+_im2col_jit = jit()(_im2col_loops)
+_col2im_jit = jit()(_col2im_loops)
+_cnhw_to_nchw_jit = jit()(_cnhw_to_nchw_loops)
 # Reassociation lets LLVM vectorise the float64 channel sums; it changes only their rounding.
-_nchw_to_cnhw_jit = njit(cache=True, fastmath={"reassoc"})(_nchw_to_cnhw_loops)
+_nchw_to_cnhw_jit = jit(fastmath={"reassoc"})(_nchw_to_cnhw_loops)
 
 
 def im2col(x, kernel_size, stride, padding, dilation):

@@ -10,9 +10,10 @@ gets at least ``MIN_PART_ROWS``, else by its columns (when b is a transposed wei
 multiply-adds are not split.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .blas import gemm
+from .compiling import jit
 from .threads import batch_parts, part, rows
 
 #: Multiply-adds below which ``matmul`` and ``matmul_tn`` do not split a product between threads.
@@ -51,10 +52,10 @@ def _matmul_tn_columns_parallel(a, b, out, parts):
         gemm(np.ascontiguousarray(a[:, lo:hi]).T, b, rows(out, lo, hi))
 
 
-_matmul_parallel_jit = njit(cache=True, parallel=True)(_matmul_parallel)
-_matmul_tn_parallel_jit = njit(cache=True, parallel=True)(_matmul_tn_parallel)
-_matmul_columns_parallel_jit = njit(cache=True, parallel=True)(_matmul_columns_parallel)
-_matmul_tn_columns_parallel_jit = njit(cache=True, parallel=True)(_matmul_tn_columns_parallel)
+_matmul_parallel_jit = jit(parallel=True)(_matmul_parallel)
+_matmul_tn_parallel_jit = jit(parallel=True)(_matmul_tn_parallel)
+_matmul_columns_parallel_jit = jit(parallel=True)(_matmul_columns_parallel)
+_matmul_tn_columns_parallel_jit = jit(parallel=True)(_matmul_tn_columns_parallel)
 
 
 def _parts(work, length):

@@ -28,9 +28,10 @@ How the loops are written, and why (measured on the MNIST CNN's shapes):
   with indices, 0.23 -> 0.10 ms in a training step.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from . import output_hw
+from .compiling import jit
 from .threads import batch_parts, part, rows
 
 
@@ -270,23 +271,23 @@ def _avg_pool_backward_parallel(grad_y, grad_x, parts, kh, kw, sh, sw, ph, pw):
 
 # The helpers are compiled under their own names because the kernels call them by those names;
 # inlining them lets LLVM see the constant window sizes of the kernel-2 case.
-_has_nan = njit(cache=True, inline="always")(_has_nan)
-_inside_range = njit(cache=True, inline="always")(_inside_range)
-_max_pool_window = njit(cache=True, inline="always")(_max_pool_window)
-_max_pool_plane = njit(cache=True, inline="always")(_max_pool_plane)
-_avg_pool_window = njit(cache=True, inline="always")(_avg_pool_window)
-_avg_pool_plane = njit(cache=True, inline="always")(_avg_pool_plane)
-_larger = njit(cache=True, inline="always")(_larger)
-_max_pool_jit = njit(cache=True)(_max_pool_loops)
-_max_pool_2x2_jit = njit(cache=True)(_max_pool_2x2_loops)
-_max_pool_backward_jit = njit(cache=True)(_max_pool_backward_loops)
-_avg_pool_jit = njit(cache=True)(_avg_pool_loops)
-_avg_pool_backward_jit = njit(cache=True)(_avg_pool_backward_loops)
-_max_pool_parallel_jit = njit(cache=True, parallel=True)(_max_pool_parallel)
-_max_pool_2x2_parallel_jit = njit(cache=True, parallel=True)(_max_pool_2x2_parallel)
-_max_pool_backward_parallel_jit = njit(cache=True, parallel=True)(_max_pool_backward_parallel)
-_avg_pool_parallel_jit = njit(cache=True, parallel=True)(_avg_pool_parallel)
-_avg_pool_backward_parallel_jit = njit(cache=True, parallel=True)(_avg_pool_backward_parallel)
+_has_nan = jit(inline="always")(_has_nan)
+_inside_range = jit(inline="always")(_inside_range)
+_max_pool_window = jit(inline="always")(_max_pool_window)
+_max_pool_plane = jit(inline="always")(_max_pool_plane)
+_avg_pool_window = jit(inline="always")(_avg_pool_window)
+_avg_pool_plane = jit(inline="always")(_avg_pool_plane)
+_larger = jit(inline="always")(_larger)
+_max_pool_jit = jit()(_max_pool_loops)
+_max_pool_2x2_jit = jit()(_max_pool_2x2_loops)
+_max_pool_backward_jit = jit()(_max_pool_backward_loops)
+_avg_pool_jit = jit()(_avg_pool_loops)
+_avg_pool_backward_jit = jit()(_avg_pool_backward_loops)
+_max_pool_parallel_jit = jit(parallel=True)(_max_pool_parallel)
+_max_pool_2x2_parallel_jit = jit(parallel=True)(_max_pool_2x2_parallel)
+_max_pool_backward_parallel_jit = jit(parallel=True)(_max_pool_backward_parallel)
+_avg_pool_parallel_jit = jit(parallel=True)(_avg_pool_parallel)
+_avg_pool_backward_parallel_jit = jit(parallel=True)(_avg_pool_backward_parallel)
 
 
 def _output_shape(shape, kernel_size, stride, padding):

@@ -20,7 +20,8 @@ weight gradient in another order, so results differ by rounding, not more, betwe
 counts, as PyTorch's do.
 """
 import numba
-from numba import njit
+
+from .compiling import jit
 
 
 def batch_parts(n):
@@ -28,7 +29,7 @@ def batch_parts(n):
     return max(1, min(n, numba.get_num_threads()))
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def rows(a, lo, hi):
     """``a[lo:hi]`` of a C-contiguous array, as a view that numba types C-contiguous too (it
     types ``a[lo:hi]`` as of any layout, and then copies it before every BLAS call and indexes
@@ -37,7 +38,7 @@ def rows(a, lo, hi):
     return a.reshape(-1)[lo * per_row:hi * per_row].reshape((hi - lo,) + a.shape[1:])
 
 
-@njit(cache=True, inline="always")
+@jit(inline="always")
 def part(n, parts, p):
     """Samples [lo, hi) of part p when n samples are split into ``parts`` near-equal parts
     (compiled, for the kernels' ``prange`` loops)."""

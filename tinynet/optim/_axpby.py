@@ -17,6 +17,8 @@ paths give bit-identical results.
 """
 import numpy as np
 
+from .. import kernels
+
 _compiled = {}
 
 
@@ -42,11 +44,12 @@ def compiled(loop):
 def loop_applies(*arrays):
     """Whether a compiled loop can take these arrays: NumPy arrays of one shape and dtype, float32
     or float64, all C-contiguous (anything else, CuPy arrays, strided views or float16, which numba
-    does not compute in, takes the array expressions)."""
+    does not compute in, takes the array expressions), and not while tinynet's CPU kernels compile
+    in the background: compiling the loop would wait for them (numba compiles one thing at a time)."""
     first = arrays[0]
     return type(first) is np.ndarray and first.dtype in (np.float32, np.float64) and all(
         type(a) is np.ndarray and a.shape == first.shape and a.dtype == first.dtype and a.flags.c_contiguous
-        for a in arrays)
+        for a in arrays) and kernels.compiling.ready(first.dtype.type)
 
 
 def axpby(a, x, b, y):

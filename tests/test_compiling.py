@@ -1,0 +1,141 @@
+"""Compiling the numba kernels (``tinynet.kernels.compiling``): the cache is keyed to every kernel
+source, the reference kernels serve while numba compiles in the background, ``warm_up`` and
+``tinynet warm-up``, and the kernels run as plain Python under ``NUMBA_DISABLE_JIT=1``."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinynet
+from tinynet import cli, kernels
+from tinynet.kernels import compiling, conv_numba, conv_numpy
+
+KERNELS = Path(compiling.__file__).parent
+
+
+def test_the_cache_stamp_covers_every_kernel_source(tmp_path):
+    for name in compiling.SOURCES:
+        shutil.copy(KERNELS / name, tmp_path / name)
+    assert compiling.sources_stamp(str(tmp_path)) == compiling.sources_stamp()
+    for name in compiling.SOURCES:
+        original = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(original + b"\n")
+        assert compiling.sources_stamp(str(tmp_path)) != compiling.sources_stamp(), name
+        (tmp_path / name).write_bytes(original)
+
+
+def test_every_numba_module_is_in_the_stamped_sources():
+    numba_modules = {path.name for path in KERNELS.glob("*_numba.py")}
+    assert numba_modules | {"blas.py", "threads.py"} == set(compiling.SOURCES)
+
+
+def test_an_edited_callee_in_another_file_is_compiled_again(tmp_path):
+    """numba's own cache would load matmul's kernel with the old gemm inside: matmul_numba.py did not change."""
+    shutil.copytree(KERNELS.parent, tmp_path / "tinynet", ignore=shutil.ignore_patterns("__pycache__"))
+    script = textwrap.dedent("""
+        import numpy as np
+        import tinynet
+        from tinynet.kernels import matmul_numba
+        tinynet.kernels.warm_up([np.float64], families=[])  # compile only what is called
+        print(matmul_numba.matmul(np.ones((2, 3)), np.ones((3, 2))).tolist())
+    """)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def product():
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert product() == "[[3.0, 3.0], [3.0, 3.0]]"
+    blas = tmp_path / "tinynet" / "kernels" / "blas.py"
+    source = blas.read_text()
+    assert source.count("np.float32(1), a.ctypes") == 1 and source.count("1.0, a.ctypes") == 1
+    blas.write_text(source.replace("np.float32(1), a.ctypes", "np.float32(2), a.ctypes")
+                    .replace("1.0, a.ctypes", "2.0, a.ctypes"))  # gemm now doubles its product
+    assert product() == "[[6.0, 6.0], [6.0, 6.0]]"
+
+
+@pytest.fixture
+def nothing_compiled(monkeypatch):
+    """The compilation state of a new process with an empty cache (the kernels stay compiled in this one)."""
+    monkeypatch.setattr(compiling, "_compiled", set())
+    monkeypatch.setattr(compiling, "_queued", [])
+    monkeypatch.setattr(compiling, "_background", None)
+    monkeypatch.setattr(compiling, "_marker", lambda dtype: None)
+
+
+def test_the_reference_serves_until_the_background_compilation_ends(nothing_compiled, monkeypatch):
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    started = []
+    monkeypatch.setattr(compiling.threading, "Thread", lambda **kwargs: started.append(kwargs) or _NotStarted())
+    assert kernels._implementation("conv", x) is conv_numpy
+    assert kernels._implementation("conv", x) is conv_numpy
+    assert len(started) == 1 and compiling._queued == [np.float32]  # one compilation, started by the first ask
+    compiling._compile_queued()  # what the thread runs
+    assert compiling._background is None and compiling._compiled == {np.float32}
+    assert kernels._implementation("conv", x) is conv_numba
+    assert kernels._implementation("conv", x.astype(np.float64)) is conv_numpy  # float64's compilation starts
+    assert kernels._implementation("conv", x) is conv_numpy  # and no numba kernel runs while it is under way
+
+
+class _NotStarted:
+    def start(self):
+        pass
+
+
+def test_the_background_thread_makes_the_kernels_ready(nothing_compiled):
+    assert not compiling.ready(np.float64)
+    thread = compiling._background
+    assert thread is not None and thread.name == "tinynet-compile"
+    thread.join(timeout=600)
+    assert compiling.ready(np.float64)
+
+
+def test_kernels_in_the_cache_serve_from_the_first_ask(nothing_compiled, monkeypatch, tmp_path):
+    (tmp_path / "float32.compiled").touch()
+    monkeypatch.setattr(compiling, "_marker", lambda dtype: str(tmp_path / f"{np.dtype(dtype).name}.compiled"))
+    assert compiling.ready(np.float32)
+    assert compiling._background is None and compiling._compiled == {np.float32}
+
+
+def test_the_first_compilation_says_so_once(nothing_compiled, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(compiling, "_marker", lambda dtype: str(tmp_path / f"{np.dtype(dtype).name}.compiled"))
+    compiling._compile(np.float32, announce=True)
+    assert capsys.readouterr().err == ("tinynet: compiling CPU kernels for float32, first run only; the NumPy "
+                                       "reference kernels run meanwhile\n")
+    compiling._compile(np.float32, announce=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_warm_up_makes_the_dispatcher_use_numba_at_once(nothing_compiled):
+    x = np.zeros((1, 1, 4, 4), np.float64)
+    kernels.warm_up([np.float64])
+    assert kernels._implementation("conv", x) is conv_numba
+    assert compiling._background is None
+
+
+def test_the_warm_up_command(nothing_compiled):
+    assert cli.main(["warm-up"]) == 0
+    assert compiling._compiled == {np.float32, np.float64}
+
+
+# The tests that run under NUMBA_DISABLE_JIT=1: every numba kernel as Python, against the
+# reference and PyTorch (kept small: Python loops are slow).
+DISABLED_JIT_TESTS = ["tests/test_threads.py",
+                      "tests/test_blas.py::test_gemm_equals_numpy_for_c_and_f_ordered_operands",
+                      "tests/test_blas.py::test_gemm_refuses_mismatched_or_strided_arguments"]
+
+
+def test_the_kernels_run_as_python_with_the_jit_disabled():
+    root = Path(tinynet.__file__).parents[1]
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", HYPOTHESIS_PROFILE="dev")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *DISABLED_JIT_TESTS],
+                          capture_output=True, text=True, env=env, cwd=root, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout

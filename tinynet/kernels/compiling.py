@@ -1,0 +1,260 @@
+"""Compiling the numba kernels: keyed to their sources, ahead of time, or in the background.
+
+numba compiles a kernel the first time it is called with new argument types, and keeps the
+machine code in an on-disk cache (``cache=True``), so only the first process pays. Three things
+here make that first process and that cache behave:
+
+* ``jit(**options)``: ``numba.njit`` with the cache keyed to every source the kernels depend
+  on. numba checks only the file of the function it compiles; a kernel that calls ``blas.gemm``
+  or inlines ``threads.rows`` kept its old machine code after either was edited. Here every
+  kernel's cache entry also carries a hash of all the numba kernel sources (``SOURCES``: blas.py,
+  threads.py and every ``*_numba.py``, which hold the compile options too) and of numba's
+  version and code-generation settings, so any edit to them makes numba compile again.
+* ``ready(dtype)``: asked by the dispatcher (``tinynet.kernels._implementation``) before each
+  numba call. When numba's cache holds the kernels for that dtype, it answers True at once (each
+  kernel is loaded at its first call, as numba does). Otherwise it starts compiling them in a
+  background thread and prints one line, "tinynet: compiling CPU kernels ..., first run only"; until they
+  are all ready, the NumPy reference kernels serve (their results agree to rounding, see
+  ``tinynet.kernels``). So a first training step is never blocked by compilation, and a progress
+  bar's time estimate never counts it; but such a first run is not repeatable bit for bit (how
+  many steps the reference takes depends on the machine): call ``warm_up()`` first for that.
+  numba kernels run only while no compilation is under way: numba's simplest threading layer
+  (workqueue) aborts when two threads launch parallel kernels at once. A process that ends
+  before the compilation waits for it, so that the next one finds the kernels in the cache.
+* ``warm_up()``: compiles (or loads) every kernel for float32 and float64 in the calling
+  thread and returns when they are ready: for container images, CI, benchmarks and tests.
+  ``python -m tinynet warm-up`` runs it.
+
+With ``NUMBA_DISABLE_JIT=1`` nothing is compiled: ``jit`` returns the plain Python function,
+every kernel runs as Python (``blas.gemm`` multiplies with NumPy), and ``ready`` is always True.
+"""
+import hashlib
+import importlib
+import os
+import sys
+import threading
+
+import numpy as np
+
+#: The kernel sources every compiled kernel's cache entry depends on (besides its own file).
+SOURCES = ("blas.py", "threads.py", "activation_numba.py", "conv_numba.py", "im2col_numba.py",
+           "matmul_numba.py", "pool_numba.py")
+#: The families ``warm_up`` compiles, in the order a training step first calls them.
+FAMILIES = ("conv", "activation", "pool", "matmul", "im2col")
+
+
+def _jit_disabled():
+    from numba.core import config
+
+    return bool(config.DISABLE_JIT)
+
+
+# --- the cache keyed to the sources ----------------------------------------------------------
+def sources_stamp(folder=os.path.dirname(__file__)):
+    """A hex digest of the ``SOURCES`` in ``folder``, numba's and llvmlite's versions and numba's
+    code-generation settings: what a cached kernel is valid for."""
+    import llvmlite
+    import numba
+    from numba.core import config
+
+    settings = (numba.__version__, llvmlite.__version__, str(config.OPT), config.BOUNDSCHECK, config.LOOP_VECTORIZE,
+                config.SLP_VECTORIZE, config.DEBUGINFO_DEFAULT)
+    digest = hashlib.sha256(repr(settings).encode())
+    for name in SOURCES:
+        with open(os.path.join(folder, name), "rb") as source:
+            digest.update(hashlib.sha256(source.read()).digest())
+    return digest.hexdigest()
+
+
+_cache_class = None  # built on first use: numba is imported only by the kernels that need it
+_cache_folder = None  # where numba keeps tinynet's compiled kernels
+_stamp = None  # sources_stamp() of this package's kernels
+
+
+def _kernel_cache_class():
+    """numba's ``FunctionCache`` with each entry's source stamp extended by ``sources_stamp()``."""
+    global _cache_class, _stamp
+    if _cache_class is None:
+        from numba.core.caching import CompileResultCacheImpl, FunctionCache
+
+        _stamp = stamp = sources_stamp()
+
+        class KeyedLocator:
+            """numba's own choice of cache location, with a source stamp that covers ``SOURCES``."""
+
+            def __init__(self, locator):
+                self._locator = locator
+
+            def __getattr__(self, name):
+                return getattr(self._locator, name)
+
+            def get_source_stamp(self):
+                return self._locator.get_source_stamp(), stamp
+
+        class KeyedCacheImpl(CompileResultCacheImpl):
+            def __init__(self, py_func):
+                super().__init__(py_func)
+                self._locator = KeyedLocator(self._locator)
+
+        class KeyedFunctionCache(FunctionCache):
+            _impl_class = KeyedCacheImpl
+
+        _cache_class = KeyedFunctionCache
+    return _cache_class
+
+
+def jit(**options):
+    """A decorator: ``numba.njit(**options)`` with the on-disk cache keyed to ``SOURCES`` (see
+    above). Under ``NUMBA_DISABLE_JIT=1`` it returns the function unchanged."""
+    from numba import njit
+
+    def compile_later(function):
+        global _cache_folder
+        dispatcher = njit(**options)(function)
+        if _jit_disabled():
+            return dispatcher
+        # What njit(cache=True) does (Dispatcher.enable_caching), with the keyed cache.
+        dispatcher._cache = _kernel_cache_class()(function)
+        _cache_folder = dispatcher._cache.cache_path
+        return dispatcher
+
+    return compile_later
+
+
+# --- compiling ahead, and in the background ----------------------------------------------------
+_compiled = set()        # dtypes whose kernels are all compiled (or loaded)
+_queued = []             # dtypes waiting for the background thread, the one it compiles first
+_background = None       # the thread compiling them, or None
+_queue_lock = threading.Lock()
+_compile_lock = threading.Lock()  # one compilation (and warm-up run of the kernels) at a time
+
+
+def ready(dtype):
+    """Whether the numba kernels for ``dtype`` (float32 or float64) may run now. The first ask
+    starts compiling them in the background; False until they are all compiled and no other
+    compilation is under way."""
+    global _background
+    if _background is None and dtype in _compiled:
+        return True
+    if _background is None and (_jit_disabled() or os.path.exists(_marker(dtype) or "")):
+        _compiled.add(dtype)  # numba's cache holds them all: each loads at its first call, and the run is repeatable
+        return True
+    with _queue_lock:
+        if dtype not in _compiled and dtype not in _queued:
+            _queued.append(dtype)
+            if _background is None:
+                _background = threading.Thread(target=_compile_queued, name="tinynet-compile")
+                _background.start()
+    return False
+
+
+def _compile_queued():
+    global _background
+    while True:
+        with _queue_lock:
+            if not _queued:
+                _background = None
+                return
+            dtype = _queued[0]
+        try:
+            _compile(dtype, announce=True)
+        except Exception:  # the dispatcher then calls the kernel, which raises the error in the caller
+            pass
+        with _queue_lock:
+            _compiled.add(_queued.pop(0))
+
+
+def warm_up(dtypes=(np.float32, np.float64), families=FAMILIES):
+    """Compile the numba kernels of ``families`` for each of ``dtypes`` now, in this thread (or load
+    them from numba's on-disk cache), and let the dispatcher use numba's kernels for those dtypes
+    from the next call on (a kernel of another family is then compiled when first called).
+
+    Example::
+
+        import tinynet
+        tinynet.kernels.warm_up()           # or, in a shell: python -m tinynet warm-up
+    """
+    for dtype in dtypes:
+        dtype = np.dtype(dtype).type
+        if not _jit_disabled():
+            _compile(dtype, families, announce=False)
+        _compiled.add(dtype)
+
+
+def _marker(dtype):
+    """A file beside numba's cache of the kernels saying they were compiled for ``dtype`` from
+    these sources (None when numba has no cache folder for them)."""
+    if _cache_folder is None:
+        return None
+    return os.path.join(_cache_folder, f"tinynet-kernels-{_stamp[:16]}-{np.dtype(dtype).name}.compiled")
+
+
+def _compile(dtype, families=FAMILIES, announce=False):
+    """Run every kernel of ``families`` once on small arrays of ``dtype`` (compiling what numba's
+    cache lacks); with ``announce``, say so on stderr first if the cache lacks them."""
+    with _compile_lock:
+        modules = {}
+        for family in families:
+            try:
+                modules[family] = importlib.import_module(f"{__package__}.{family}_numba")
+            except ImportError:  # the dispatcher warns about it and uses the reference
+                pass
+        marker = _marker(dtype)
+        if announce and (marker is None or not os.path.exists(marker)):
+            print(f"tinynet: compiling CPU kernels for {np.dtype(dtype).name}, first run only; the NumPy reference "
+                  f"kernels run meanwhile", file=sys.stderr, flush=True)
+        rng = np.random.default_rng(0)
+        for family, module in modules.items():
+            _RUN[family](module, lambda *shape: rng.standard_normal(shape).astype(dtype))
+        if marker is not None and set(families) == set(FAMILIES):
+            open(marker, "a").close()
+
+
+# Each family's kernels, called on arrays that take every compiled path (``random(*shape)`` makes one).
+def _run_conv(module, random):
+    x, weight, one, pad = random(3, 2, 6, 6), random(4, 2, 3, 3), (1, 1), (1, 1)
+    for keep_columns in (True, False):
+        y, columns = module.conv2d_forward(x, weight, random(4), one, pad, one, 1, keep_columns)
+        module.conv2d_backward(y, x, columns, weight, one, pad, one, 1, True, True)
+
+
+def _run_im2col(module, random):
+    x, geometry = random(2, 2, 5, 5), ((3, 3), (1, 1), (1, 1), (1, 1))
+    cols = module.im2col(x, *geometry)
+    module.col2im(cols, x.shape, *geometry)
+    y, _ = module.nchw_to_cnhw(x, True)
+    module.cnhw_to_nchw(y, random(2))
+
+
+def _run_activation(module, random):
+    for size in (8, module.PARALLEL_SIZE):  # on the calling thread, and split over numba's
+        y = module.relu_forward(random(size))
+        module.relu_backward(random(size), y)
+    module.erf(random(8))
+
+
+def _run_pool(module, random):
+    x = random(2, 2, 6, 6)
+    for window in (((2, 2), (2, 2), (0, 0)), ((3, 3), (1, 1), (1, 1))):  # MaxPool2d(2)'s own path, the general one
+        y, indices = module.max_pool2d_forward(x, *window)
+        module.max_pool2d_values(x, *window)
+        module.max_pool2d_backward(y, indices, x.shape)
+        module.avg_pool2d_backward(module.avg_pool2d_forward(x, *window), x.shape, *window)
+
+
+def _run_matmul(module, random):
+    # Products big enough to be split between threads (PARALLEL_WORK multiply-adds): by rows (many
+    # rows), by columns or by the summed axis (few rows); b C- and F-ordered, as Linear passes it.
+    import numba
+
+    few, many = 16, max(module.PARALLEL_WORK // 128, module.MIN_PART_ROWS * numba.get_num_threads())
+    for rows, inner in ((few, module.PARALLEL_WORK // few), (many, 16), (2, 3)):
+        a, b = random(rows, inner), random(inner, 8)
+        module.matmul(a, b)
+        module.matmul(a, np.asfortranarray(b))
+        module.matmul_tn(a, random(rows, 8))
+    module.matmul_transposed(random(2, 3, 4), random(2, 5, 4))
+
+
+_RUN = {"conv": _run_conv, "im2col": _run_im2col, "activation": _run_activation, "pool": _run_pool,
+        "matmul": _run_matmul}
