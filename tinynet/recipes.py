@@ -1,7 +1,9 @@
-"""Training recipes: the classic examples as functions the command line and the example scripts share.
+"""Training recipes: the classic examples as functions with every option, run by ``tinynet train``.
 
     tinynet train cnn --epochs 10          # the command line calls mnist_cnn(epochs=10)
-    python examples/mnist_cnn.py           # so does the example script
+
+The scripts in ``examples/`` write the same models and loops out for a reader; these recipes add
+augmentation, schedules, the wider CNN and figures, and train with ``fit``.
 
 Each recipe builds its model and data, trains, prints what it found and returns
 it as a dict. Options common to the MNIST recipes:
