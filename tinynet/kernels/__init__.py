@@ -1,4 +1,4 @@
-"""Array kernels behind convolution, ReLU and pooling, and the one place that picks their implementation.
+"""Array kernels behind convolution, ReLU, pooling and the optimizers, and the one place that picks their implementation.
 
 Every kernel exists in interchangeable implementations with the same functions,
 arguments and results (to rounding where a sum is split over threads or blocked
@@ -14,7 +14,9 @@ differently: the matrix products and the weight and bias gradients):
 
 The functions below look at the array they are given and the CPU choice, and
 forward the call (Chainer's ``utils/conv.py`` pattern); nothing else in tinynet
-chooses an implementation.
+chooses an implementation. ``FAMILIES`` lists, per family (module ``<family>_<implementation>``),
+the functions every implementation provides with the same signature; a test holds each
+implementation to it, so adding an implementation means filling that list.
 
 Choosing the CPU implementation (the GPU always uses CuPy)::
 
@@ -44,9 +46,9 @@ same way, so tinynet never calls a multi-threaded BLAS, whose spinning workers f
 for the cores, and never changes NumPy's or SciPy's. See ``threads.py`` for the policy and its
 measurements, ``conv_numba.py`` for the convolution.
 
-Memory: importing this package calls ``malloc.tune_malloc()`` (see there) so
-that freed arrays are reused instead of returned to the kernel and faulted in
-again each step: 8.2 ms -> 3.8 ms per step.
+Memory: the first CPU kernel call tunes glibc's malloc (``malloc.tune_once()``; see there) so
+that freed arrays are reused instead of returned to the kernel and faulted in again each step.
+Importing tinynet changes nothing process-wide; ``TINYNET_TUNE_MALLOC=0`` switches the tuning off.
 """
 import contextlib
 import contextvars
@@ -57,9 +59,7 @@ import warnings
 import numpy as np
 
 from ..backend import is_cupy_array
-from .malloc import tune_malloc
-
-tune_malloc()
+from . import malloc
 
 CPU_BACKENDS = ("numba", "numpy")
 
@@ -101,6 +101,19 @@ def use(name):
         _cpu_backend.reset(token)
 
 
+#: Kernel family -> the functions each of its implementations (``<family>_numpy``, ``_numba``,
+#: ``_cupy``) defines, with the reference's signature.
+FAMILIES = {
+    "conv": ("conv2d_forward", "conv2d_backward"),
+    "im2col": ("im2col", "col2im", "cnhw_to_nchw", "nchw_to_cnhw"),
+    "matmul": ("matmul", "matmul_tn", "matmul_transposed"),
+    "activation": ("relu_forward", "relu_backward"),
+    "pool": ("max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward", "avg_pool2d_forward",
+             "avg_pool2d_backward"),
+    "optim": ("axpby", "adam_step"),
+}
+IMPLEMENTATIONS = ("numpy", "numba", "cupy")
+
 #: The dtypes the numba kernels are compiled for; arrays of any other (float16) take the NumPy reference.
 NUMBA_DTYPES = (np.float32, np.float64)
 _numba_missing = {}  # family -> why its numba kernels could not be imported
@@ -111,6 +124,8 @@ def _implementation(family, array):
     if is_cupy_array(array):
         backend = "cupy"
     else:
+        if not malloc.attempted:
+            malloc.tune_once()
         backend = _cpu_backend.get()
         if backend == "numba" and array.dtype.type not in NUMBA_DTYPES:
             backend = "numpy"
@@ -248,3 +263,18 @@ def avg_pool2d_forward(x, kernel_size, stride, padding):
 def avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding):
     """Spread each output gradient evenly (1 / (KH*KW)) over its window's inputs."""
     return _implementation("pool", grad_y).avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding)
+
+
+# --- optimizers ----------------------------------------------------------------
+def axpby(a, x, b, y):
+    """Set ``y = a*x + b*y`` element-wise, in place, and return ``y``: the shape of every
+    optimizer's update (``p - lr*g``, ``momentum*buf + (1 - dampening)*g``). a, b: Python floats;
+    x, y: arrays of one shape and dtype."""
+    return _implementation("optim", y).axpby(a, x, b, y)
+
+
+def adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size, bias_correction2_sqrt, shrink):
+    """One Adam update of parameter ``p`` with gradient ``g``, in place on p, m, v and v_max
+    (None without amsgrad); the formulas are in ``optim_numpy.adam_step``."""
+    _implementation("optim", p).adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size,
+                                          bias_correction2_sqrt, shrink)

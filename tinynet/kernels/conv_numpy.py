@@ -61,18 +61,17 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
     return y, None
 
 
-def conv2d_backward(grad_y, x, cols, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
+def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
     xp = get_array_module(grad_y)
-    if cols is None:  # the forward kept none
-        cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
-    rows, columns = cols.shape
+    cols = columns if columns is not None else kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
+    rows, positions = cols.shape
     # (N, O, OH, OW) -> (G, O/G, N*OH*OW): the layout the forward product produced
     grad_t, grad_bias = kernels.nchw_to_cnhw(grad_y, need_bias_grad)
-    grad_t = grad_t.reshape(groups, weight.shape[0] // groups, columns)
-    cols = cols.reshape(groups, rows // groups, columns)
+    grad_t = grad_t.reshape(groups, weight.shape[0] // groups, positions)
+    cols = cols.reshape(groups, rows // groups, positions)
     grad_weight = kernels.matmul_transposed(grad_t, cols).reshape(weight.shape)
     if not need_input_grad:
         return None, grad_weight, grad_bias
-    grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)
+    grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, positions)
     grad_x = kernels.col2im(grad_cols, x.shape, weight.shape[2:], stride, padding, dilation)
     return grad_x, grad_weight, grad_bias
