@@ -55,6 +55,7 @@ import contextvars
 import importlib
 import os
 import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -158,20 +159,39 @@ def output_hw(x_shape, kernel_size, stride, padding, dilation=(1, 1)):
     )
 
 
+def output_shape(x_shape, kernel_size, stride, padding, dilation=(1, 1)):
+    """(N, C, OH, OW) of a window sliding over an (N, C, H, W) input (pooling; a convolution's C is
+    its output channels instead)."""
+    return tuple(x_shape[:2]) + output_hw(x_shape, kernel_size, stride, padding, dilation)
+
+
+def grouped(weight, groups):
+    """A convolution's weight (O, C/G, KH, KW) as G matrices (G, O/G, C/G*KH*KW), one per group
+    (a view when the weight is C-contiguous)."""
+    return weight.reshape(groups, weight.shape[0] // groups, -1)
+
+
 # --- convolution -------------------------------------------------------------
+class Columns(NamedTuple):
+    """The columns a convolution's forward kept for its backward, with the implementation
+    (module) that made them: their layout is that implementation's."""
+    implementation: Any
+    data: Any
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
     """x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> ``(y, columns)``:
     y (N, O, OH, OW), and the columns backward multiplies by if ``keep_columns`` (tagged with
-    the implementation that made them, whose layout they have), else None."""
+    the implementation that made them, whose layout they have: ``Columns``), else None."""
     implementation = _implementation("conv", x)
     y, columns = implementation.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns)
-    return y, None if columns is None else (implementation, columns)
+    return y, None if columns is None else Columns(implementation, columns)
 
 
 def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
     """``(grad_x, grad_weight, grad_bias)`` for grad_y (N, O, OH, OW), given the forward's input x and
     ``columns``; grad_x is None unless ``need_input_grad``, grad_bias None unless ``need_bias_grad``."""
-    implementation, columns = columns if columns is not None else (_implementation("conv", grad_y), None)
+    implementation, columns = columns if columns is not None else Columns(_implementation("conv", grad_y), None)
     return implementation.conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups,
                                           need_bias_grad, need_input_grad)
 

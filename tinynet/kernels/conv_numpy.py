@@ -30,18 +30,13 @@ from ..backend import get_array_module
 CHUNK_COLUMN_BYTES = 4 * 2**20
 
 
-def _grouped(weight, groups):
-    """weight (O, C/G, KH, KW) as G matrices (O/G, C/G*KH*KW), one per group."""
-    return weight.reshape(groups, weight.shape[0] // groups, -1)
-
-
 def _convolve(x, weight, bias, stride, padding, dilation, groups, out):
     """Write the convolution of x into ``out`` (N, O, OH, OW); return the columns it was computed from."""
     xp = get_array_module(x)
     out_channels, n, out_h, out_w = out.shape[1], x.shape[0], out.shape[2], out.shape[3]
     cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
     # (G, O/G, K/G) @ (G, K/G, N*OH*OW) -> (G, O/G, N*OH*OW), i.e. (O, N, OH, OW)
-    y_t = xp.matmul(_grouped(weight, groups), cols.reshape(groups, cols.shape[0] // groups, cols.shape[1]))
+    y_t = xp.matmul(kernels.grouped(weight, groups), cols.reshape(groups, cols.shape[0] // groups, cols.shape[1]))
     kernels.cnhw_to_nchw(y_t.reshape(out_channels, n, out_h, out_w), bias, out)
     return cols
 
@@ -72,6 +67,6 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
     grad_weight = kernels.matmul_transposed(grad_t, cols).reshape(weight.shape)
     if not need_input_grad:
         return None, grad_weight, grad_bias
-    grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, positions)
+    grad_cols = xp.matmul(kernels.grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, positions)
     grad_x = kernels.col2im(grad_cols, x.shape, weight.shape[2:], stride, padding, dilation)
     return grad_x, grad_weight, grad_bias

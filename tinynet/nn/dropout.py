@@ -25,14 +25,10 @@ class Dropout(Module):
     def forward(self, x):
         check_float("Dropout", x)
         y, self._cache = dropout_forward(x, self.p, self.training, self.rng)
-        # The mask may be None (eval mode); wrap it so backward can still tell
-        # "forward ran" from "forward never ran".
-        self._cache = (self._cache,)
         return y
 
     def backward(self, grad_out):
-        (mask,) = self._pop_cache(grad_out)
-        return dropout_backward(grad_out, mask)
+        return dropout_backward(grad_out, self._pop_cache(grad_out))
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -58,6 +58,18 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={device_of(self.data)})"
 
 
+class _NoForward:
+    """The type of ``NO_FORWARD``."""
+
+    def __repr__(self):
+        return "NO_FORWARD"
+
+
+#: A layer's cache when no forward has run since its last backward. A sentinel, not None:
+#: what a forward saves may itself be None.
+NO_FORWARD = _NoForward()
+
+
 class Module:
     """Base class of layers and models.
 
@@ -69,8 +81,9 @@ class Module:
 
     def __init__(self):
         self.training = True
-        self._cache = None
+        self._cache = NO_FORWARD
         self._output_shape = None  # of the last call, to check the gradient backward is given
+        self._output_dtype = None
 
     # --- computation -----------------------------------------------------
     def forward(self, x):
@@ -91,17 +104,18 @@ class Module:
 
     def __call__(self, x):
         y = self.forward(x)
-        self._output_shape = getattr(y, "shape", None)
+        self._output_shape, self._output_dtype = getattr(y, "shape", None), getattr(y, "dtype", None)
         return y
 
     def _pop_cache(self, grad_out=None):
         """Return what ``forward`` saved and forget it, so memory is freed after ``backward``.
 
-        Given ``grad_out``, first check that it has the shape of the output of the last call
-        (``layer(x)``), so that a wrong gradient is refused by name rather than broadcast.
+        Given ``grad_out``, first check that it has the shape and dtype of the output of the last
+        call (``layer(x)``), so that a wrong gradient is refused by name rather than broadcast or
+        silently cast.
         """
         cache = self._cache
-        if cache is None:
+        if cache is NO_FORWARD:
             raise RuntimeError(
                 f"{type(self).__name__}.backward called before forward "
                 "(or twice for one forward): call the layer on an input first"
@@ -111,7 +125,12 @@ class Module:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected a gradient of the output's shape {expected}, got {got}"
             )
-        self._cache = None
+        expected, got = self._output_dtype, getattr(grad_out, "dtype", None)
+        if grad_out is not None and expected is not None and got != expected:
+            raise TypeError(
+                f"{type(self).__name__}.backward: expected a gradient of the output's dtype {expected}, got {got}"
+            )
+        self._cache = NO_FORWARD
         return cache
 
     # --- structure -------------------------------------------------------
@@ -174,7 +193,7 @@ class Module:
             if dtype.kind != "f":
                 raise TypeError(f"Module.to: parameters must be floating point, got dtype {dtype}")
         for module in self.modules():
-            module._cache = module._output_shape = None
+            module._cache, module._output_shape = NO_FORWARD, None
         for param in self.parameters():
             if device is not None:
                 param.data = to_device(param.data, device)
