@@ -10,6 +10,7 @@ A layer is a ``Module`` with two methods of its own:
 There is no autograd tape: the chain rule is applied by ``Sequential.backward``
 calling each layer's ``backward`` in reverse order.
 """
+import enum
 from collections import OrderedDict
 
 import numpy as np
@@ -58,16 +59,17 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={device_of(self.data)})"
 
 
-class _NoForward:
-    """The type of ``NO_FORWARD``."""
+class _Cache(enum.Enum):
+    """The type of ``NO_FORWARD`` (an enum member stays itself through copy, deepcopy and pickle)."""
+    NO_FORWARD = "NO_FORWARD"
 
     def __repr__(self):
-        return "NO_FORWARD"
+        return self.value
 
 
 #: A layer's cache when no forward has run since its last backward. A sentinel, not None:
 #: what a forward saves may itself be None.
-NO_FORWARD = _NoForward()
+NO_FORWARD = _Cache.NO_FORWARD
 
 
 class Module:
