@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from layer_registry import BACKENDS
 
 import tinynet as tn
 from tinynet import kernels
 from tinynet.kernels import (activation_numba, activation_numpy, im2col_numba, im2col_numpy, matmul_numba, matmul_numpy,
                              pool_numba, pool_numpy)
 
-BACKENDS = kernels.CPU_BACKENDS
 
 
 @st.composite
