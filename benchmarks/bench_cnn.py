@@ -1,9 +1,8 @@
 """The MNIST CNN on the CPU, tinynet against PyTorch: a training step, a whole epoch, inference
 on the 10,000 test images, and the peak memory of the process that did all that.
 
-    python benchmarks/bench_cnn.py                      # every core, each library as shipped
+    python benchmarks/bench_cnn.py                      # every core
     python benchmarks/bench_cnn.py --threads 1
-    python benchmarks/bench_cnn.py --tune-torch-malloc  # PyTorch with tinynet's malloc settings too
 
 The model is the recipe's ``cnn_model()``: Conv2d(1, 8, 3, padding=1), ReLU, MaxPool2d(2),
 Conv2d(8, 16, 3, padding=1), ReLU, MaxPool2d(2), Flatten, Linear(784, 10), trained with
@@ -18,8 +17,8 @@ Each side runs ``--repeat`` times, alternating with the other, and the medians a
 Each library runs in its own subprocess with the same number of threads
 (``torch.set_num_threads`` for PyTorch, ``numba.set_num_threads`` for tinynet), so that neither
 pays for the other's imports, and the peak resident memory (VmHWM) of each is its own.
-tinynet tunes glibc's malloc on import (``tinynet.kernels.malloc``); ``--tune-torch-malloc``
-gives PyTorch's process the same settings through glibc's environment variables.
+tinynet tunes glibc's malloc at its first kernel call (``tinynet.kernels.malloc``); PyTorch runs
+both as installed and with the same settings (given through glibc's environment variables).
 
 Real MNIST is read from ``$TINYNET_DATA`` (default ``../shared/data`` beside the checkout) when
 it is there; otherwise random images of the same shape are used (the timings do not depend on
@@ -130,25 +129,17 @@ def torch_side(infer_batch):
 def main():
     parser = side_parser(__doc__)
     parser.add_argument("--infer-batch", type=int, default=1000, help="batch size for inference (default 1000)")
-    parser.add_argument("--tune-torch-malloc", action="store_true",
-                        help="give PyTorch's process tinynet's malloc thresholds (glibc environment variables)")
     args = parser.parse_args()
     if run_side(args, {"tinynet": tinynet_side, "torch": torch_side}, args.infer_batch):
         return
 
-    from tinynet.kernels import malloc
-
-    env = {}
-    if args.tune_torch_malloc:
-        env["torch"] = {"MALLOC_MMAP_THRESHOLD_": str(malloc.MMAP_THRESHOLD),
-                        "MALLOC_TRIM_THRESHOLD_": str(malloc.TRIM_THRESHOLD)}
-    results = run_sides(__file__, ["--threads", args.threads, "--infer-batch", args.infer_batch], args.repeat, env)
-    ours, theirs = results["tinynet"], results["torch"]
+    results = run_sides(__file__, ["--threads", args.threads, "--infer-batch", args.infer_batch], args.repeat)
+    ours, theirs, tuned = results["tinynet"], results["torch"], results["torch_tuned_malloc"]
     print(f"MNIST CNN, batch {BATCH}, Adam; {args.threads} thread(s); tinynet kernels: {ours['kernels']}; "
-          f"PyTorch {theirs['version']}{' with tuned malloc' if args.tune_torch_malloc else ''}; "
+          f"PyTorch {theirs['version']}; "
           f"inference batch {args.infer_batch}; medians of {args.repeat} alternating runs")
     print_ratios([
-        (what, ours[key] * scale, theirs[key] * scale) for what, key, scale in [
+        (what, ours[key] * scale, theirs[key] * scale, tuned[key] * scale) for what, key, scale in [
             ("training step (ms)", "step_ms", 1), ("epoch of 60,000 images (s)", "epoch_s", 1),
             ("inference, 10,000 images (ms)", "infer_s", 1e3), ("peak RSS of the run (MiB)", "rss_mb", 1),
         ]

@@ -10,7 +10,8 @@ forward, loss, backward and update, and reads the loss as a Python number on bot
 over 5 rounds of the mean of ``--steps`` steps, after 50 warm-up steps. The inputs are random
 images: a step's cost does not depend on the pixel values. Each library runs in its own
 subprocess with the same number of threads, ``--repeat`` times alternating with the other
-(see ``common.py``). Prints milliseconds per step and the ratios tinynet / PyTorch.
+(see ``common.py``), PyTorch as installed and with tinynet's malloc settings. Prints
+milliseconds per step and the ratios tinynet / PyTorch.
 """
 import numpy as np
 
@@ -71,11 +72,11 @@ def main():
         return
 
     results = run_sides(__file__, ["--threads", args.threads, "--steps", args.steps], args.repeat)
-    ours, theirs = results["tinynet"], results["torch"]
+    ours, theirs, tuned = results["tinynet"], results["torch"], results["torch_tuned_malloc"]
     print(f"MNIST MLP, SGD; {args.threads} thread(s); PyTorch {theirs['version']}; "
           f"medians of {args.repeat} alternating runs")
-    print_ratios([(f"training step, batch {batch} (ms)", ours[f"step_ms_{batch}"], theirs[f"step_ms_{batch}"])
-                  for batch in BATCHES])
+    print_ratios([(f"training step, batch {batch} (ms)", ours[f"step_ms_{batch}"], theirs[f"step_ms_{batch}"],
+                   tuned[f"step_ms_{batch}"]) for batch in BATCHES])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ is its own), with the same number of threads, alternating the two sides ``--repe
 and keeping each figure's median: this shared machine's speed drifts by up to 20% with its
 other tenants, and alternating spreads that drift over both libraries. Results are printed
 as ratios tinynet / PyTorch (lower is better for tinynet).
+
+PyTorch runs twice per round: as installed, and with tinynet's malloc thresholds
+(``tinynet.kernels.malloc``, given to glibc through its environment variables), since tinynet
+tunes malloc in its own process and PyTorch allocates through malloc too. Both ratios are printed.
 """
 import argparse
 import json
@@ -16,13 +20,26 @@ import sys
 import time
 from pathlib import Path
 
-SIDES = ("tinynet", "torch")
+SIDES = ("tinynet", "torch", "torch_tuned_malloc")
+#: The library each side runs.
+LIBRARY = {"tinynet": "tinynet", "torch": "torch", "torch_tuned_malloc": "torch"}
 
 
-def limit_threads(side, threads):
-    """Give ``side``'s library ``threads`` threads: PyTorch's intra-op pool, or numba's pool, on
+def side_env(side):
+    """The environment variables ``side``'s process gets on top of this one's: glibc's names for
+    tinynet's malloc thresholds for ``torch_tuned_malloc``. (Imported here, in the parent, so the
+    sides' processes do not import tinynet for it.)"""
+    if side != "torch_tuned_malloc":
+        return {}
+    from tinynet.kernels import malloc
+
+    return {"MALLOC_MMAP_THRESHOLD_": str(malloc.MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(malloc.TRIM_THRESHOLD)}
+
+
+def limit_threads(library, threads):
+    """Give ``library`` ``threads`` threads: PyTorch's intra-op pool, or numba's pool, on
     which tinynet's kernels run (its BLAS calls are single-threaded; see ``tinynet.kernels.threads``)."""
-    if side == "torch":
+    if library == "torch":
         import torch
 
         torch.set_num_threads(threads)
@@ -86,12 +103,14 @@ def side_parser(doc):
 
 
 def run_side(args, sides, *arguments):
-    """In a side's subprocess (``args.side`` set): limit its threads, run ``sides[args.side](*arguments)``
-    and print its results as JSON for ``run_sides``. Returns whether this was such a subprocess."""
+    """In a side's subprocess (``args.side`` set): limit its threads, run its library's function,
+    ``sides["tinynet"]`` or ``sides["torch"]``, with ``*arguments`` and print its results as JSON for
+    ``run_sides``. Returns whether this was such a subprocess."""
     if args.side is None:
         return False
-    limit_threads(args.side, args.threads)
-    print(json.dumps(sides[args.side](*arguments)))
+    library = LIBRARY[args.side]
+    limit_threads(library, args.threads)
+    print(json.dumps(sides[library](*arguments)))
     return True
 
 
@@ -105,19 +124,18 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_sides(script, arguments, repeat, env=None):
-    """Run ``python script --side SIDE *arguments`` for both sides, ``repeat`` times alternating.
+def run_sides(script, arguments, repeat):
+    """Run ``python script --side SIDE *arguments`` for every side, ``repeat`` times alternating.
 
     Each run prints one JSON object as its last line. Returns ``{side: {key: value}}`` with the
-    median of every float and the first run's value of anything else. ``env`` maps a side to
-    extra environment variables for its process.
+    median of every float and the first run's value of anything else.
     """
     runs = {side: [] for side in SIDES}
     for _ in range(repeat):
         for side in SIDES:
             command = [sys.executable, script, "--side", side, *map(str, arguments)]
             done = subprocess.run(command, capture_output=True, text=True,
-                                  env={**os.environ, **(env or {}).get(side, {})})
+                                  env={**os.environ, **side_env(side)})
             if done.returncode != 0:
                 raise SystemExit(f"the {side} side of {script} failed:\n{done.stderr}")
             runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -129,7 +147,8 @@ def run_sides(script, arguments, repeat, env=None):
 
 
 def print_ratios(rows):
-    """Print a table of ``(what, tinynet, pytorch)`` figures with the ratio tinynet / PyTorch."""
-    print(f"{'':<36} {'tinynet':>10} {'PyTorch':>10} {'ratio':>7}")
-    for what, ours, theirs in rows:
-        print(f"{what:<36} {ours:>10.2f} {theirs:>10.2f} {ours / theirs:>7.2f}")
+    """Print a table of ``(what, tinynet, pytorch, pytorch with tuned malloc)`` figures with the
+    ratios tinynet / PyTorch, for PyTorch as installed and with tinynet's malloc settings."""
+    print(f"{'':<36} {'tinynet':>10} {'PyTorch':>10} {'ratio':>7} {'PyTorch, tuned malloc':>22} {'ratio':>7}")
+    for what, ours, theirs, tuned in rows:
+        print(f"{what:<36} {ours:>10.2f} {theirs:>10.2f} {ours / theirs:>7.2f} {tuned:>22.2f} {ours / tuned:>7.2f}")

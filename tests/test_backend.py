@@ -77,7 +77,7 @@ def test_cuda_without_cupy_says_how_to_get_it_and_moves_nothing(no_cupy):
         optimizer.to("cuda")
 
 
-def test_the_cuda_example_without_cupy_fails_in_one_line(no_cupy, capsys):
-    assert cli.example_main("perceptron", ["--device", "cuda", "--no-progress"], prog="perceptron.py") == 2
+def test_the_cuda_recipe_without_cupy_fails_in_one_line(no_cupy, capsys):
+    assert cli.main(["train", "perceptron", "--device", "cuda", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("perceptron.py: error: tinynet's 'cuda' device needs CuPy") and "Traceback" not in err
+    assert err.startswith("tinynet train perceptron: error: tinynet's 'cuda' device needs CuPy") and "Traceback" not in err

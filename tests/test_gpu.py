@@ -8,6 +8,7 @@ tight float64 and a loose float32 tolerance.
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
+from layer_registry import DTYPES
 from test_kernels import im2col_cases, pool_cases
 
 import tinynet as tn
@@ -19,7 +20,6 @@ from tinynet.recipes import cnn_model
 
 pytestmark = pytest.mark.gpu
 
-DTYPES = (np.float64, np.float32)
 # float64: only the summation order of matrix products differs; float32: as the PyTorch comparisons.
 TOLERANCES = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-5)}
 

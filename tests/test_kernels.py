@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from layer_registry import BACKENDS
 
 import tinynet as tn
 from tinynet import kernels
 from tinynet.kernels import (activation_numba, activation_numpy, im2col_numba, im2col_numpy, matmul_numba, matmul_numpy,
                              pool_numba, pool_numpy)
 
-BACKENDS = kernels.CPU_BACKENDS
 
 
 @st.composite
@@ -417,7 +417,26 @@ def test_importing_tinynet_loads_no_kernel_implementation_and_neither_torch_nor_
     assert done.stdout.strip() == "[]", done.stderr
 
 
-def test_malloc_tuning_is_applied_on_import_unless_the_user_opts_out():
+def test_malloc_is_tuned_at_the_first_cpu_kernel_call_not_on_import():
+    """Importing tinynet (or only tinynet.metrics) calls no mallopt; the first CPU kernel call does, once."""
+    code = (
+        "import ctypes\n"
+        "calls = []\n"
+        "class Libc:\n"
+        "    def __init__(self, name): self.gnu_get_libc_version = None\n"
+        "    def mallopt(self, *args): calls.append(args); return 1\n"
+        "ctypes.CDLL = Libc\n"
+        "import numpy as np, tinynet.metrics, tinynet\n"
+        "print(calls)\n"
+        "tinynet.kernels.relu_forward(np.ones(3, np.float32)); tinynet.kernels.relu_forward(np.ones(3, np.float32))\n"
+        "print(calls)\n"
+    )
+    done = _in_subprocess(code, TINYNET_KERNELS="numpy")
+    assert done.stdout.splitlines() == ["[]", "[(-3, 33554432), (-1, 134217728)]"], done.stderr
+    assert _in_subprocess(code, TINYNET_KERNELS="numpy", TINYNET_TUNE_MALLOC="0").stdout.splitlines() == ["[]", "[]"]
+
+
+def test_malloc_tuning_is_applied_unless_the_user_opts_out():
     code = "import tinynet.kernels.malloc as m; print(m.tune_malloc())"
     assert _in_subprocess(code).stdout.strip() == "True"
     assert _in_subprocess(code, TINYNET_TUNE_MALLOC="0").stdout.strip() == "False"

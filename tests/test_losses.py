@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close
+from layer_registry import DTYPES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinynet as tn
 from tinynet.functional import losses as F
 
-DTYPES = [np.float64, np.float32]
 REDUCTIONS = ["mean", "sum"]
 batch_sizes = st.integers(1, 8)
 # Element-wise losses take (N, *): a batch axis and up to two more.

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import tinynet as tn
 from tinynet.optim import SGD, Adam, AdamW
-from tinynet.optim._axpby import axpby, axpby_loop
+from tinynet.kernels import axpby
+from tinynet.kernels.optim_numba import _axpby_loop
 
 STEPS = 20
 # (rtol, atol) for parameters after many steps; each library computes its own gradients.
@@ -169,8 +170,9 @@ def test_parameter_without_gradient_is_untouched(cls, kwargs):
     a=st.floats(-10, 10), b=st.floats(-10, 10), seed=st.integers(0, 2**16),
 )
 def test_axpby_paths_round_exactly_like_numpy(dtype, shape, a, b, seed):
-    """The compiled loop (C-contiguous arrays), the NumPy fallback (a strided view) and the
-    plain Python loop all give NumPy's rounding of a*x + b*y in the arrays' dtype, bit for bit."""
+    """The compiled loop (C-contiguous arrays), the reference (TINYNET_KERNELS=numpy, and a strided
+    view) and the plain Python loop all give NumPy's rounding of a*x + b*y in the arrays' dtype, bit
+    for bit."""
     rng = np.random.default_rng(seed)
     x, y = rng.standard_normal((2,) + shape).astype(dtype)
     expected = dtype(a) * x + dtype(b) * y
@@ -179,9 +181,11 @@ def test_axpby_paths_round_exactly_like_numpy(dtype, shape, a, b, seed):
     strided = np.empty(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]  # not C-contiguous: fallback path
     strided[...] = y
     looped = y.copy().reshape(-1)
-    axpby_loop(dtype(a), x.reshape(-1), dtype(b), looped)
+    _axpby_loop(dtype(a), x.reshape(-1), dtype(b), looped)
+    with tn.kernels.use("numpy"):
+        reference = axpby(a, x, b, y.copy())
 
-    for got in (compiled, axpby(a, x, b, strided), looped.reshape(shape)):
+    for got in (compiled, reference, axpby(a, x, b, strided), looped.reshape(shape)):
         assert got.dtype == dtype
         np.testing.assert_array_equal(got, expected)
 
@@ -193,8 +197,8 @@ def test_axpby_paths_round_exactly_like_numpy(dtype, shape, a, b, seed):
     weight_decay=st.sampled_from([0.0, 1e-2, 1e-50]), lr=st.floats(1e-4, 1e-1), seed=st.integers(0, 2**16),
 )
 def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight_decay, lr, seed):
-    """Five steps with the compiled loop (C-contiguous NumPy arrays) and with the array code (the
-    path CuPy and strided arrays take) leave the same parameters and state, bit for bit, also
+    """Five steps with the compiled loop and with the reference array code (TINYNET_KERNELS=numpy,
+    the code CuPy and strided arrays run) leave the same parameters and state, bit for bit, also
     when gradients hold zeros, NaN and inf, for a 0-d parameter, and for a weight decay that
     rounds to 0 in float32 next to an infinite weight."""
     rng = np.random.default_rng(seed)
@@ -204,12 +208,10 @@ def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight
     grads[1][0][0, :3] = [0.0, np.nan, np.inf]
     grads[3][1][2] = -np.inf
 
-    def train(use_loop):
+    def train(kernels):
         params = [tn.Parameter(p.copy()) for p in start]
         optimizer = cls(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
-        with pytest.MonkeyPatch.context() as patch:
-            if not use_loop:
-                patch.setattr("tinynet.optim.adam.loop_applies", lambda *arrays: False)
+        with tn.kernels.use(kernels):
             for step_grads in grads:
                 for param, grad in zip(params, step_grads):
                     param.grad = grad
@@ -217,8 +219,8 @@ def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight
         return [p.data for p in params] + [value for state in optimizer.state for value in state.values()]
 
     with np.errstate(invalid="ignore", over="ignore"):  # inf / inf in the array code, on purpose
-        array_code_results = train(False)
-    for looped, array_code in zip(train(True), array_code_results):
+        array_code_results = train("numpy")
+    for looped, array_code in zip(train("numba"), array_code_results):
         np.testing.assert_array_equal(looped, array_code)
 
 

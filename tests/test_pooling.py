@@ -11,9 +11,8 @@ from tinynet import kernels
 from tinynet.testing import gradcheck
 
 from helpers import compare_module
+from layer_registry import BACKENDS, DTYPES
 
-BACKENDS = kernels.CPU_BACKENDS
-DTYPES = [np.float64, np.float32]
 POOLS = {"max": (tn.MaxPool2d, torch.nn.MaxPool2d), "avg": (tn.AvgPool2d, torch.nn.AvgPool2d)}
 
 

@@ -1,5 +1,4 @@
-"""The ``tinynet`` command: ``tinynet train {perceptron,three-vs-seven,mlp,cnn} [options]``,
-and the command lines of the example scripts (``examples/*.py``), which run the same recipes;
+"""The ``tinynet`` command: ``tinynet train {perceptron,three-vs-seven,mlp,cnn} [options]``;
 ``tinynet warm-up`` compiles the CPU kernels ahead (see ``tinynet.kernels.compiling``).
 
 Each recipe is a function in ``tinynet.recipes``; the command passes on only the
@@ -11,7 +10,6 @@ recipe's signature. An option a recipe does not take is refused by name.
     tinynet train mlp --augment --schedule cosine --epochs 30
     python -m tinynet train perceptron
     python -m tinynet warm-up
-    python examples/mnist_cnn.py --epochs 10     # same as: tinynet train cnn --epochs 10
 """
 import argparse
 import inspect
@@ -116,26 +114,3 @@ def main(argv=None):
             takes = " ".join(_flag(p) for p in accepted)
             train.error(f"{_flag(dest)} does not apply to {name} (its options: {takes})")
     return _run(name, args, f"tinynet train {name}")
-
-
-def example_main(name, argv=None, prog=None):
-    """The command line of an example script: recipe ``name`` with only the options it takes.
-
-    ``python examples/mnist_cnn.py --epochs 3`` is ``example_main("cnn")`` and runs what
-    ``tinynet train cnn --epochs 3`` runs. Returns the exit status.
-    """
-    recipe = RECIPES[name]
-    parser = argparse.ArgumentParser(
-        prog=prog, description=inspect.getdoc(recipe).split("\n\n")[0],
-        epilog=f"Defaults are those of tinynet.recipes.{recipe.__name__}; the same run: tinynet train {name}.",
-        argument_default=argparse.SUPPRESS,
-    )
-    accepted = inspect.signature(recipe).parameters
-    for flag, keywords in OPTIONS:
-        dest = _dest(flag, keywords)
-        if dest in accepted:
-            default = accepted[dest].default
-            if default is not None and not isinstance(default, bool):  # on/off flags say theirs by name
-                keywords = {**keywords, "help": f"{keywords['help']} (default: {default})"}
-            parser.add_argument(flag, **keywords)
-    return _run(name, vars(parser.parse_args(argv)), parser.prog)

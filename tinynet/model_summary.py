@@ -170,7 +170,7 @@ def summary(model, input_shape, dtype=np.float32):
         raise TypeError(f"summary: dtype must be a floating-point type, got {np.dtype(dtype)}")
     x = to_device(np.zeros(tuple(int(d) for d in input_shape), dtype=dtype), model.device)
     modules = model.modules()
-    saved = [(module._cache, module._output_shape) for module in modules]
+    saved = [(module._cache, module._output_shape, module._output_dtype) for module in modules]
     generators = _generators(model)
     states = [g.bit_generator.state for g in generators]
     try:
@@ -178,8 +178,8 @@ def summary(model, input_shape, dtype=np.float32):
             model(x)
         saved_bytes = _saved_bytes(model)
     finally:
-        for module, (cache, output_shape) in zip(modules, saved):
-            module._cache, module._output_shape = cache, output_shape
+        for module, (cache, output_shape, output_dtype) in zip(modules, saved):
+            module._cache, module._output_shape, module._output_dtype = cache, output_shape, output_dtype
         for generator, state in zip(generators, states):
             generator.bit_generator.state = state
 

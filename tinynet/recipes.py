@@ -1,7 +1,9 @@
-"""Training recipes: the classic examples as functions the command line and the example scripts share.
+"""Training recipes: the classic examples as functions with every option, run by ``tinynet train``.
 
     tinynet train cnn --epochs 10          # the command line calls mnist_cnn(epochs=10)
-    python examples/mnist_cnn.py           # so does the example script
+
+The scripts in ``examples/`` write the same models and loops out for a reader; these recipes add
+augmentation, schedules, the wider CNN and figures, and train with ``fit``.
 
 Each recipe builds its model and data, trains, prints what it found and returns
 it as a dict. Options common to the MNIST recipes:
@@ -257,7 +259,7 @@ def three_vs_seven(epochs=100, lr=5.0, seed=0, device="cpu", data_root=None, tra
     """Tell MNIST 3s (label 1) from 7s (label 0) with one Linear(784, 1) and a Sigmoid.
 
     Full-batch gradient descent on the mean squared error: one step per epoch over all the
-    training 3s and 7s. The test accuracy on the test set's 3s and 7s (threshold 0.5) is about 98%.
+    training 3s and 7s; the accuracy is measured on the test set's 3s and 7s (threshold 0.5).
     ``train_samples``/``test_samples`` limit the images read before the 3s and 7s are picked.
 
     Returns ``{"test_loss": ..., "test_accuracy": ...}``.
@@ -289,11 +291,11 @@ def three_vs_seven(epochs=100, lr=5.0, seed=0, device="cpu", data_root=None, tra
 
 def mnist_mlp(epochs=10, batch_size=16, lr=0.05, seed=0, augment=False, schedule=None, device="cpu", data_root=None,
               output_dir=".", train_samples=None, test_samples=None, progress=True, plots=False, distributed=False):
-    """The 784-512-512-10 MLP (``mlp_model``) with cross-entropy and SGD; about 98.3% after 10 epochs.
+    """The 784-512-512-10 MLP (``mlp_model``) with cross-entropy and SGD (accuracies: the README's results).
 
     The model is trained and tested on ``standardize(images)``: plain SGD converges faster on
-    inputs centred on 0 (measured, 10 epochs: seed 0, 97.94% -> 98.33%; seed 3, 98.27% -> 98.49%),
-    so the saved weights expect standardized images too. Prints the test loss, accuracy and
+    inputs centred on 0 (``benchmarks/HISTORY.md`` has the runs), so the saved weights expect
+    standardized images too. Prints the test loss, accuracy and
     accuracy per digit, and saves the weights to ``<output_dir>/mnist_mlp.npz``. Returns ``{"test_loss", "test_accuracy",
     "per_class_accuracy", "history", "weights"}``.
     """
@@ -311,7 +313,7 @@ def mnist_mlp(epochs=10, batch_size=16, lr=0.05, seed=0, augment=False, schedule
 def mnist_cnn(epochs=10, batch_size=60, lr=1e-3, seed=0, wider=False, augment=None, schedule="auto", device="cpu",
               data_root=None, output_dir=".", train_samples=None, test_samples=None, progress=True, plots=False,
               distributed=False):
-    """The MNIST CNN (``cnn_model``) with cross-entropy and Adam; about 98.5% after 10 epochs.
+    """The MNIST CNN (``cnn_model``) with cross-entropy and Adam (accuracies: the README's results).
 
     ``wider`` trains the 32/64-channel network, by default (``augment=None``, ``schedule="auto"``)
     with augmentation and a one-cycle schedule; pass them explicitly to override that. Prints the test accuracy and

@@ -1,29 +1,50 @@
 """Element-wise activations and softmax, each a forward returning ``(y, cache)``
-and a backward taking ``(grad_y, cache)`` and returning ``grad_x``."""
+and a backward taking ``(grad_y, cache)`` and returning ``grad_x``.
+
+Each cache is a small named record of what backward reads: the output ``y`` for ReLU, sigmoid,
+tanh and softmax (their derivatives are functions of y), the input ``x`` for leaky ReLU, and
+any hyper-parameter backward needs.
+"""
 import math
+from typing import Any, NamedTuple
 
 from .. import kernels
 from ..backend import get_array_module
 
 
+class OutputCache(NamedTuple):
+    """What ReLU, sigmoid and tanh backward read: their output y."""
+    y: Any
+
+
+class LeakyReLUCache(NamedTuple):
+    x: Any
+    negative_slope: float
+
+
+class SoftmaxCache(NamedTuple):
+    y: Any
+    axis: int
+
+
 def relu_forward(x):
     y = kernels.relu_forward(x)
-    return y, y
+    return y, OutputCache(y)
 
 
-def relu_backward(grad_y, y):
-    return kernels.relu_backward(grad_y, y)
+def relu_backward(grad_y, cache):
+    return kernels.relu_backward(grad_y, cache.y)
 
 
 def leaky_relu_forward(x, negative_slope):
     xp = get_array_module(x)
     y = xp.where(x > 0, x, x * x.dtype.type(negative_slope))
-    return y, x
+    return y, LeakyReLUCache(x, negative_slope)
 
 
-def leaky_relu_backward(grad_y, x, negative_slope):
-    xp = get_array_module(x)
-    return xp.where(x > 0, grad_y, grad_y * x.dtype.type(negative_slope))
+def leaky_relu_backward(grad_y, cache):
+    x = cache.x
+    return get_array_module(x).where(x > 0, grad_y, grad_y * x.dtype.type(cache.negative_slope))
 
 
 def sigmoid_forward(x):
@@ -31,20 +52,21 @@ def sigmoid_forward(x):
     xp = get_array_module(x)
     z = xp.exp(-xp.abs(x))
     y = xp.where(x >= 0, 1 / (1 + z), z / (1 + z))
-    return y, y
+    return y, OutputCache(y)
 
 
-def sigmoid_backward(grad_y, y):
+def sigmoid_backward(grad_y, cache):
+    y = cache.y
     return grad_y * y * (1 - y)
 
 
 def tanh_forward(x):
-    xp = get_array_module(x)
-    y = xp.tanh(x)
-    return y, y
+    y = get_array_module(x).tanh(x)
+    return y, OutputCache(y)
 
 
-def tanh_backward(grad_y, y):
+def tanh_backward(grad_y, cache):
+    y = cache.y
     return grad_y * (1 - y * y)
 
 
@@ -53,12 +75,13 @@ def softmax_forward(x, axis):
     xp = get_array_module(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
-    return y, y
+    return y, SoftmaxCache(y, axis)
 
 
-def softmax_backward(grad_y, y, axis):
+def softmax_backward(grad_y, cache):
     # Jacobian-vector product of softmax: y * (g - sum(g * y)).
-    return y * (grad_y - (grad_y * y).sum(axis=axis, keepdims=True))
+    y = cache.y
+    return y * (grad_y - (grad_y * y).sum(axis=cache.axis, keepdims=True))
 
 
 def log_softmax_forward(x, axis):
@@ -66,13 +89,13 @@ def log_softmax_forward(x, axis):
     xp = get_array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    return y, y
+    return y, SoftmaxCache(y, axis)
 
 
-def log_softmax_backward(grad_y, y, axis):
+def log_softmax_backward(grad_y, cache):
     # d/dx of log-softmax applied to g: g - softmax(x) * sum(g), with softmax = exp(y).
-    xp = get_array_module(y)
-    return grad_y - xp.exp(y) * grad_y.sum(axis=axis, keepdims=True)
+    xp = get_array_module(cache.y)
+    return grad_y - xp.exp(cache.y) * grad_y.sum(axis=cache.axis, keepdims=True)
 
 
 def gelu_forward(x, approximate="none"):

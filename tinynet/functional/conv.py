@@ -10,7 +10,19 @@ With ``groups=G`` the channels split into G independent convolutions: group g us
 [g*C/G, (g+1)*C/G) and produces output channels [g*O/G, (g+1)*O/G). All arguments that come in
 pairs are (height, width) tuples here; ``tinynet.nn.Conv2d`` checks and normalises them.
 """
+from typing import Any, NamedTuple, Tuple
+
 from .. import kernels
+
+
+class Conv2dCache(NamedTuple):
+    x: Any
+    columns: Any  # kernels.Columns made by the forward, or None (evaluation: made again if needed)
+    weight: Any
+    stride: Tuple[int, int]
+    padding: Tuple[int, int]
+    dilation: Tuple[int, int]
+    groups: int
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns=True):
@@ -21,13 +33,11 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
     pass, if one comes, makes them again.
     """
     y, columns = kernels.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns)
-    return y, (x, columns, weight, stride, padding, dilation, groups)
+    return y, Conv2dCache(x, columns, weight, stride, padding, dilation, groups)
 
 
 def conv2d_backward(grad_y, cache, need_bias_grad=True, need_input_grad=True):
     """Return ``(grad_x, grad_weight, grad_bias)`` for ``grad_y`` of shape (N, O, OH, OW); grad_x is
     None unless ``need_input_grad`` (the product W.T @ gy and col2im are skipped), grad_bias None
     unless ``need_bias_grad``."""
-    x, columns, weight, stride, padding, dilation, groups = cache
-    return kernels.conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups,
-                                   need_bias_grad, need_input_grad)
+    return kernels.conv2d_backward(grad_y, *cache, need_bias_grad, need_input_grad)

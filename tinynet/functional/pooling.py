@@ -4,13 +4,25 @@ Output size per axis: ``floor((size + 2*padding - kernel) / stride) + 1``.
 Arguments that come in pairs are (height, width) tuples; ``tinynet.nn.MaxPool2d``
 and ``AvgPool2d`` check and normalise them.
 """
+from typing import Any, NamedTuple, Optional, Tuple
+
 from .. import kernels
 from ..backend import get_array_module
 
 
-def pool2d_output_shape(x_shape, kernel_size, stride, padding):
-    """(N, C, OH, OW) of pooling an (N, C, H, W) input."""
-    return tuple(x_shape[:2]) + kernels.output_hw(x_shape, kernel_size, stride, padding)
+class MaxPool2dCache(NamedTuple):
+    x: Any
+    indices: Optional[Any]  # None when the forward ran without saving them (evaluation)
+    kernel_size: Tuple[int, int]
+    stride: Tuple[int, int]
+    padding: Tuple[int, int]
+
+
+class AvgPool2dCache(NamedTuple):
+    x_shape: Tuple[int, ...]
+    kernel_size: Tuple[int, int]
+    stride: Tuple[int, int]
+    padding: Tuple[int, int]
 
 
 def max_pool2d_forward(x, kernel_size, stride, padding, save_indices=True):
@@ -22,28 +34,27 @@ def max_pool2d_forward(x, kernel_size, stride, padding, save_indices=True):
         y, indices = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
     else:
         y, indices = kernels.max_pool2d_values(x, kernel_size, stride, padding), None
-    return y, (x, indices, kernel_size, stride, padding)
+    return y, MaxPool2dCache(x, indices, kernel_size, stride, padding)
 
 
 def max_pool2d_backward(grad_y, cache):
     """The whole gradient of each output goes to the one input that was its maximum."""
-    x, indices, kernel_size, stride, padding = cache
+    indices = cache.indices
     if indices is None:
-        _, indices = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
-    return kernels.max_pool2d_backward(grad_y, indices, x.shape)
+        _, indices = kernels.max_pool2d_forward(cache.x, cache.kernel_size, cache.stride, cache.padding)
+    return kernels.max_pool2d_backward(grad_y, indices, cache.x.shape)
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding):
     """Each output is the sum of its window divided by KH*KW (zero padding counted, as PyTorch's
     default ``count_include_pad=True``)."""
     y = kernels.avg_pool2d_forward(x, kernel_size, stride, padding)
-    return y, (x.shape, kernel_size, stride, padding)
+    return y, AvgPool2dCache(x.shape, kernel_size, stride, padding)
 
 
 def avg_pool2d_backward(grad_y, cache):
     """Each input receives grad_y / (KH*KW) from every window that contains it."""
-    x_shape, kernel_size, stride, padding = cache
-    return kernels.avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding)
+    return kernels.avg_pool2d_backward(grad_y, *cache)
 
 
 def adaptive_bins(size, out_size):

@@ -1,4 +1,4 @@
-"""Array kernels behind convolution, ReLU and pooling, and the one place that picks their implementation.
+"""Array kernels behind convolution, ReLU, pooling and the optimizers, and the one place that picks their implementation.
 
 Every kernel exists in interchangeable implementations with the same functions,
 arguments and results (to rounding where a sum is split over threads or blocked
@@ -14,7 +14,9 @@ differently: the matrix products and the weight and bias gradients):
 
 The functions below look at the array they are given and the CPU choice, and
 forward the call (Chainer's ``utils/conv.py`` pattern); nothing else in tinynet
-chooses an implementation.
+chooses an implementation. ``FAMILIES`` lists, per family (module ``<family>_<implementation>``),
+the functions every implementation provides with the same signature; a test holds each
+implementation to it, so adding an implementation means filling that list.
 
 Choosing the CPU implementation (the GPU always uses CuPy)::
 
@@ -49,24 +51,22 @@ background thread, while the reference kernels serve (``compiling.ready``); they
 disk, keyed to their sources. ``warm_up()`` compiles them ahead (``python -m tinynet warm-up``).
 See ``compiling.py``.
 
-Memory: importing this package calls ``malloc.tune_malloc()`` (see there) so
-that freed arrays are reused instead of returned to the kernel and faulted in
-again each step: 8.2 ms -> 3.8 ms per step.
+Memory: the first CPU kernel call tunes glibc's malloc (``malloc.tune_once()``; see there) so
+that freed arrays are reused instead of returned to the kernel and faulted in again each step.
+Importing tinynet changes nothing process-wide; ``TINYNET_TUNE_MALLOC=0`` switches the tuning off.
 """
 import contextlib
 import contextvars
 import importlib
 import os
 import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..backend import is_cupy_array
-from . import compiling
+from . import compiling, malloc
 from .compiling import warm_up
-from .malloc import tune_malloc
-
-tune_malloc()
 
 CPU_BACKENDS = ("numba", "numpy")
 
@@ -108,6 +108,19 @@ def use(name):
         _cpu_backend.reset(token)
 
 
+#: Kernel family -> the functions each of its implementations (``<family>_numpy``, ``_numba``,
+#: ``_cupy``) defines, with the reference's signature.
+FAMILIES = {
+    "conv": ("conv2d_forward", "conv2d_backward"),
+    "im2col": ("im2col", "col2im", "cnhw_to_nchw", "nchw_to_cnhw"),
+    "matmul": ("matmul", "matmul_tn", "matmul_transposed"),
+    "activation": ("relu_forward", "relu_backward", "erf"),
+    "pool": ("max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward", "avg_pool2d_forward",
+             "avg_pool2d_backward"),
+    "optim": ("axpby", "adam_step"),
+}
+IMPLEMENTATIONS = ("numpy", "numba", "cupy")
+
 #: The dtypes the numba kernels are compiled for; arrays of any other (float16) take the NumPy reference.
 NUMBA_DTYPES = (np.float32, np.float64)
 _numba_missing = {}  # family -> why its numba kernels could not be imported
@@ -118,6 +131,8 @@ def _implementation(family, array):
     if is_cupy_array(array):
         backend = "cupy"
     else:
+        if not malloc.attempted:
+            malloc.tune_once()
         backend = _cpu_backend.get()
         if backend == "numba" and array.dtype.type not in NUMBA_DTYPES:
             backend = "numpy"
@@ -153,20 +168,39 @@ def output_hw(x_shape, kernel_size, stride, padding, dilation=(1, 1)):
     )
 
 
+def output_shape(x_shape, kernel_size, stride, padding, dilation=(1, 1)):
+    """(N, C, OH, OW) of a window sliding over an (N, C, H, W) input (pooling; a convolution's C is
+    its output channels instead)."""
+    return tuple(x_shape[:2]) + output_hw(x_shape, kernel_size, stride, padding, dilation)
+
+
+def grouped(weight, groups):
+    """A convolution's weight (O, C/G, KH, KW) as G matrices (G, O/G, C/G*KH*KW), one per group
+    (a view when the weight is C-contiguous)."""
+    return weight.reshape(groups, weight.shape[0] // groups, -1)
+
+
 # --- convolution -------------------------------------------------------------
+class Columns(NamedTuple):
+    """The columns a convolution's forward kept for its backward, with the implementation
+    (module) that made them: their layout is that implementation's."""
+    implementation: Any
+    data: Any
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
     """x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> ``(y, columns)``:
     y (N, O, OH, OW), and the columns backward multiplies by if ``keep_columns`` (tagged with
-    the implementation that made them, whose layout they have), else None."""
+    the implementation that made them, whose layout they have: ``Columns``), else None."""
     implementation = _implementation("conv", x)
     y, columns = implementation.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns)
-    return y, None if columns is None else (implementation, columns)
+    return y, None if columns is None else Columns(implementation, columns)
 
 
 def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
     """``(grad_x, grad_weight, grad_bias)`` for grad_y (N, O, OH, OW), given the forward's input x and
     ``columns``; grad_x is None unless ``need_input_grad``, grad_bias None unless ``need_bias_grad``."""
-    implementation, columns = columns if columns is not None else (_implementation("conv", grad_y), None)
+    implementation, columns = columns if columns is not None else Columns(_implementation("conv", grad_y), None)
     return implementation.conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups,
                                           need_bias_grad, need_input_grad)
 
@@ -272,3 +306,18 @@ def avg_pool2d_forward(x, kernel_size, stride, padding):
 def avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding):
     """Spread each output gradient evenly (1 / (KH*KW)) over its window's inputs."""
     return _implementation("pool", grad_y).avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding)
+
+
+# --- optimizers ----------------------------------------------------------------
+def axpby(a, x, b, y):
+    """Set ``y = a*x + b*y`` element-wise, in place, and return ``y``: the shape of every
+    optimizer's update (``p - lr*g``, ``momentum*buf + (1 - dampening)*g``). a, b: Python floats;
+    x, y: arrays of one shape and dtype."""
+    return _implementation("optim", y).axpby(a, x, b, y)
+
+
+def adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size, bias_correction2_sqrt, shrink):
+    """One Adam update of parameter ``p`` with gradient ``g``, in place on p, m, v and v_max
+    (None without amsgrad); the formulas are in ``optim_numpy.adam_step``."""
+    _implementation("optim", p).adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size,
+                                          bias_correction2_sqrt, shrink)

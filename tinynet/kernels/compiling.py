@@ -38,9 +38,9 @@ import numpy as np
 
 #: The kernel sources every compiled kernel's cache entry depends on (besides its own file).
 SOURCES = ("blas.py", "threads.py", "activation_numba.py", "conv_numba.py", "im2col_numba.py",
-           "matmul_numba.py", "pool_numba.py")
+           "matmul_numba.py", "optim_numba.py", "pool_numba.py")
 #: The families ``warm_up`` compiles, in the order a training step first calls them.
-FAMILIES = ("conv", "activation", "pool", "matmul", "im2col")
+FAMILIES = ("conv", "activation", "pool", "matmul", "im2col", "optim")
 
 
 def _jit_disabled():
@@ -256,5 +256,12 @@ def _run_matmul(module, random):
     module.matmul_transposed(random(2, 3, 4), random(2, 5, 4))
 
 
+def _run_optim(module, random):
+    module.axpby(0.5, random(8), 2.0, random(8))
+    for v_max in (None, random(8)):  # with and without amsgrad
+        module.adam_step(*(random(8) for _ in range(4)), v_max, 0.0, 0.9, 0.999, 1e-8, -1e-3, 0.5, 1.0)
+        module.adam_step(*(random(8) for _ in range(4)), v_max, 0.1, 0.9, 0.999, 1e-8, -1e-3, 0.5, 1.0)
+
+
 _RUN = {"conv": _run_conv, "im2col": _run_im2col, "activation": _run_activation, "pool": _run_pool,
-        "matmul": _run_matmul}
+        "matmul": _run_matmul, "optim": _run_optim}

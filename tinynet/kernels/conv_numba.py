@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import output_hw
+from . import grouped, output_hw
 from .blas import gemm
 from .compiling import jit
 from .im2col_numba import _cnhw_to_nchw_jit, _col2im_jit, _im2col_jit, _nchw_to_cnhw_jit
@@ -106,11 +106,6 @@ _forward_jit = jit(parallel=True)(_forward_loops)
 _backward_jit = jit(parallel=True)(_backward_loops)
 
 
-def _grouped(weight, groups):
-    """weight (O, C/G, KH, KW) as (G, O/G, C/G*KH*KW), C-contiguous."""
-    return np.ascontiguousarray(weight.reshape(groups, weight.shape[0] // groups, -1))
-
-
 def _column_count(x_shape, kernel_size, out_hw):
     """Entries of the columns of a whole batch: C*KH*KW * N*OH*OW."""
     return x_shape[1] * kernel_size[0] * kernel_size[1] * x_shape[0] * out_hw[0] * out_hw[1]
@@ -150,22 +145,22 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
     else:
         cols = np.empty(0, dtype=x.dtype)
     bias = np.zeros(out_channels, x.dtype) if bias is None else bias
-    _forward_jit(np.ascontiguousarray(x), _grouped(weight, groups), bias, y, cols, parts,
+    _forward_jit(np.ascontiguousarray(x), np.ascontiguousarray(grouped(weight, groups)), bias, y, cols, parts,
                  kh, kw, *stride, *padding, *dilation)
     return y, ((cols, parts) if keep_columns else None)
 
 
 def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
     out_channels, _, kh, kw = weight.shape
-    grouped = _grouped(weight, groups)
+    weight_groups = np.ascontiguousarray(grouped(weight, groups))
     grad_x = np.empty(x.shape if need_input_grad else (0, 1, 1, 1), dtype=grad_y.dtype)
     if columns is None:  # the forward kept none: each part makes its own again
         cols, parts = np.empty(0, dtype=x.dtype), _parts(x, (kh, kw), grad_y.shape[2:])
     else:
         cols, parts = columns
-    grad_w = np.empty((parts,) + grouped.shape, dtype=grad_y.dtype)
+    grad_w = np.empty((parts,) + weight_groups.shape, dtype=grad_y.dtype)
     grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
-    _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), grouped, cols, grad_x, grad_w, grad_b,
+    _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), weight_groups, cols, grad_x, grad_w, grad_b,
                   parts, kh, kw, *stride, *padding, *dilation)
     return (grad_x if need_input_grad else None,
             grad_w.sum(axis=0).reshape(weight.shape),

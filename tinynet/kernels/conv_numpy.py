@@ -30,18 +30,13 @@ from ..backend import get_array_module
 CHUNK_COLUMN_BYTES = 4 * 2**20
 
 
-def _grouped(weight, groups):
-    """weight (O, C/G, KH, KW) as G matrices (O/G, C/G*KH*KW), one per group."""
-    return weight.reshape(groups, weight.shape[0] // groups, -1)
-
-
 def _convolve(x, weight, bias, stride, padding, dilation, groups, out):
     """Write the convolution of x into ``out`` (N, O, OH, OW); return the columns it was computed from."""
     xp = get_array_module(x)
     out_channels, n, out_h, out_w = out.shape[1], x.shape[0], out.shape[2], out.shape[3]
     cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
     # (G, O/G, K/G) @ (G, K/G, N*OH*OW) -> (G, O/G, N*OH*OW), i.e. (O, N, OH, OW)
-    y_t = xp.matmul(_grouped(weight, groups), cols.reshape(groups, cols.shape[0] // groups, cols.shape[1]))
+    y_t = xp.matmul(kernels.grouped(weight, groups), cols.reshape(groups, cols.shape[0] // groups, cols.shape[1]))
     kernels.cnhw_to_nchw(y_t.reshape(out_channels, n, out_h, out_w), bias, out)
     return cols
 
@@ -61,19 +56,18 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
     return y, None
 
 
-def conv2d_backward(grad_y, x, cols, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
+def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
     xp = get_array_module(grad_y)
-    if cols is None:  # the forward kept none
-        cols = kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
-    rows, columns = cols.shape
+    cols = columns if columns is not None else kernels.im2col(x, weight.shape[2:], stride, padding, dilation)
+    rows, positions = cols.shape
     # (N, O, OH, OW) -> (G, O/G, N*OH*OW): the layout the forward product produced
     grad_t, grad_bias = kernels.nchw_to_cnhw(grad_y, need_bias_grad)
-    grad_t = grad_t.reshape(groups, weight.shape[0] // groups, columns)
-    cols = cols.reshape(groups, rows // groups, columns)
+    grad_t = grad_t.reshape(groups, weight.shape[0] // groups, positions)
+    cols = cols.reshape(groups, rows // groups, positions)
     grad_weight = kernels.matmul_transposed(grad_t, cols).reshape(weight.shape)
     if not need_input_grad:
         return None, grad_weight, grad_bias
-    grad_cols = xp.matmul(_grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, columns)
+    grad_cols = xp.matmul(kernels.grouped(weight, groups).transpose(0, 2, 1), grad_t).reshape(rows, positions)
     grad_x = kernels.col2im(grad_cols, x.shape, weight.shape[2:], stride, padding, dilation)
     return grad_x, grad_weight, grad_bias
 

@@ -6,18 +6,21 @@ the kernel (``munmap``), and trims free memory at the top of the heap beyond
 next allocation of an activation-sized array maps fresh pages, and the kernel
 zeroes every 4 KiB page on first touch. A training step allocates tens of MB
 of such arrays. Measured on the MNIST CNN (batch 60, 2 cores): about 2,200 page
-faults per step and 8.2 ms per step by default; 0 faults and 3.8 ms with the
-thresholds below. (PyTorch allocates through malloc too: 7.2 ms -> 5.7 ms.)
+faults per step by default, none with the thresholds below (the time this saved is in
+``benchmarks/HISTORY.md``). PyTorch allocates through malloc too, so the CPU benchmarks time it
+both as installed and with these thresholds.
 
 What: ``tune_malloc()`` raises the mmap threshold to glibc's maximum (32 MiB) and
 the trim threshold to 128 MiB. Memory freed by one step is then reused by the
 next. Peak memory is unchanged; a process may hold up to 128 MiB of freed memory
 for reuse instead of returning it at once.
 
-When: tinynet calls it once on import. It does nothing when the C library is
-not glibc, when ``TINYNET_TUNE_MALLOC=0``, or when the user already chose these
-settings (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``
-in the environment).
+When: importing tinynet changes nothing process-wide. The first CPU kernel call
+(``tinynet.kernels`` runs ``tune_once()`` there) applies the thresholds, once per process;
+call ``tune_malloc()`` yourself to apply them earlier. Neither does anything when the C
+library is not glibc, when ``TINYNET_TUNE_MALLOC=0`` (the off switch), or when the user
+already chose these settings (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or
+``GLIBC_TUNABLES`` in the environment).
 """
 import ctypes
 import ctypes.util
@@ -27,6 +30,9 @@ MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit sys
 TRIM_THRESHOLD = 128 * 1024 * 1024
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from <malloc.h>
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+
+#: Whether ``tune_once`` has run in this process (whatever it decided).
+attempted = False
 
 
 def tune_malloc():
@@ -39,3 +45,11 @@ def tune_malloc():
     except (OSError, AttributeError):
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def tune_once():
+    """``tune_malloc()`` the first time it is called in this process; later calls do nothing."""
+    global attempted
+    if not attempted:
+        attempted = True
+        tune_malloc()

@@ -30,7 +30,7 @@ How the loops are written, and why (measured on the MNIST CNN's shapes):
 import numpy as np
 from numba import prange
 
-from . import output_hw
+from . import output_shape
 from .compiling import jit
 from .threads import batch_parts, part, rows
 
@@ -290,12 +290,8 @@ _avg_pool_parallel_jit = jit(parallel=True)(_avg_pool_parallel)
 _avg_pool_backward_parallel_jit = jit(parallel=True)(_avg_pool_backward_parallel)
 
 
-def _output_shape(shape, kernel_size, stride, padding):
-    return shape[:2] + output_hw(shape, kernel_size, stride, padding)
-
-
 def _max_pool(x, kernel_size, stride, padding, with_indices):
-    shape = _output_shape(x.shape, kernel_size, stride, padding)
+    shape = output_shape(x.shape, kernel_size, stride, padding)
     x, y = np.ascontiguousarray(x), np.empty(shape, dtype=x.dtype)
     indices = np.empty(shape if with_indices else (len(x), 0, 0, 0), dtype=np.int32)
     parts = batch_parts(len(x))
@@ -324,7 +320,7 @@ def max_pool2d_backward(grad_y, indices, x_shape):
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding):
-    y = np.empty(_output_shape(x.shape, kernel_size, stride, padding), dtype=x.dtype)
+    y = np.empty(output_shape(x.shape, kernel_size, stride, padding), dtype=x.dtype)
     _avg_pool_parallel_jit(np.ascontiguousarray(x), y, batch_parts(len(x)), *kernel_size, *stride, *padding)
     return y
 

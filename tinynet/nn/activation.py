@@ -32,7 +32,7 @@ class LeakyReLU(Module):
         return y
 
     def backward(self, grad_out):
-        return F.leaky_relu_backward(grad_out, self._pop_cache(grad_out), self.negative_slope)
+        return F.leaky_relu_backward(grad_out, self._pop_cache(grad_out))
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -84,7 +84,7 @@ class Softmax(Module):
         return y
 
     def backward(self, grad_out):
-        return self._functions[1](grad_out, self._pop_cache(grad_out), self.dim)
+        return self._functions[1](grad_out, self._pop_cache(grad_out))
 
     def extra_repr(self):
         return f"dim={self.dim}"

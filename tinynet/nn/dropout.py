@@ -25,14 +25,10 @@ class Dropout(Module):
         check_float(name, x)
         p = probability(name, "p", self.p)  # again: it is a plain attribute, which anyone may set
         y, self._cache = dropout_forward(x, p, self.training, self.rng, self._mask_shape(x))
-        # The mask may be None (eval mode); wrap it so backward can still tell
-        # "forward ran" from "forward never ran".
-        self._cache = (self._cache,)
         return y
 
     def backward(self, grad_out):
-        (mask,) = self._pop_cache(grad_out)
-        return dropout_backward(grad_out, mask)
+        return dropout_backward(grad_out, self._pop_cache(grad_out))
 
     def _mask_shape(self, x):
         """One random draw per element."""

@@ -10,6 +10,7 @@ A layer is a ``Module`` with two methods of its own:
 There is no autograd tape: the chain rule is applied by ``Sequential.backward``
 calling each layer's ``backward`` in reverse order.
 """
+import enum
 from collections import OrderedDict
 
 import numpy as np
@@ -59,6 +60,19 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={device_of(self.data)})"
 
 
+class _Cache(enum.Enum):
+    """The type of ``NO_FORWARD`` (an enum member stays itself through copy, deepcopy and pickle)."""
+    NO_FORWARD = "NO_FORWARD"
+
+    def __repr__(self):
+        return self.value
+
+
+#: A layer's cache when no forward has run since its last backward. A sentinel, not None:
+#: what a forward saves may itself be None.
+NO_FORWARD = _Cache.NO_FORWARD
+
+
 class Module:
     """Base class of layers and models.
 
@@ -70,7 +84,7 @@ class Module:
 
     def __init__(self):
         self.training = True
-        self._cache = None
+        self._cache = NO_FORWARD
         self._output_shape = self._output_dtype = None  # of the last call, to check the gradient backward is given
         self._buffer_names = []  # of register_buffer, in the order registered
 
@@ -104,7 +118,7 @@ class Module:
         stored in another dtype; a refused gradient leaves the cache in place.
         """
         cache = self._cache
-        if cache is None:
+        if cache is NO_FORWARD:
             raise RuntimeError(
                 f"{type(self).__name__}.backward called before forward "
                 "(or twice for one forward): call the layer on an input first"
@@ -119,7 +133,7 @@ class Module:
             raise TypeError(
                 f"{type(self).__name__}.backward: expected a gradient of the output's dtype {expected}, got {got}"
             )
-        self._cache = None
+        self._cache = NO_FORWARD
         return cache
 
     # --- structure -------------------------------------------------------
@@ -227,7 +241,7 @@ class Module:
             if dtype.kind != "f":
                 raise TypeError(f"Module.to: parameters must be floating point, got dtype {dtype}")
         for module in self.modules():
-            module._cache = module._output_shape = module._output_dtype = None
+            module._cache, module._output_shape, module._output_dtype = NO_FORWARD, None, None
         for param in self.parameters():
             if device is not None:
                 param.data = to_device(param.data, device)

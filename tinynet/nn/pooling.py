@@ -1,6 +1,7 @@
 """2-D max and average pooling layers."""
 from .._checks import check_float, check_ndim, int_pair
 from ..functional import pooling as F
+from ..kernels import output_shape
 from .module import Module
 
 
@@ -25,7 +26,7 @@ class _Pool2d(Module):
         check_ndim(where, x, 4, "(N, C, H, W)")
         check_float(where, x)
         _, c, h, w = x.shape
-        _, _, out_h, out_w = F.pool2d_output_shape(x.shape, self.kernel_size, self.stride, self.padding)
+        _, _, out_h, out_w = output_shape(x.shape, self.kernel_size, self.stride, self.padding)
         if out_h < 1 or out_w < 1:
             raise ValueError(
                 f"{where}: Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{out_h}x{out_w}). "

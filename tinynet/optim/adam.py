@@ -1,8 +1,6 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW`` compute them."""
-import numpy as np
-
 from ..backend import get_array_module
-from ._axpby import axpby, compiled, loop_applies
+from ..kernels import adam_step
 from .optimizer import Optimizer, as_bool, as_float, require
 
 
@@ -73,62 +71,14 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        v_max = state.get("max_exp_avg_sq")
+        v_max = state["max_exp_avg_sq"] if self.amsgrad else None
         bias_correction1 = 1.0 - beta1**step
         bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
         # AdamW shrinks p by this factor; the final update applies it (p is not read before).
         shrink = 1.0 - lr * self.weight_decay if self.decoupled_weight_decay else 1.0
         decay = 0.0 if self.decoupled_weight_decay else self.weight_decay
-
-        if loop_applies(p, g, m, v, *([v_max] if self.amsgrad else [])):
-            # One pass over memory instead of eight array operations: Adam's step on the MNIST MLP's 670k
-            # parameters 0.87 -> 0.53 ms (on the CNN's six small ones Python calls dominate:
-            # 74 -> 67-71 us).
-            scalar = p.dtype.type
-            v_max_flat = v_max.reshape(-1) if self.amsgrad else p.reshape(-1)[:0]  # empty: no amsgrad
-            compiled(adam_loop)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), v_max_flat, decay != 0,
-                                scalar(decay), scalar(1.0 - beta1), scalar(beta1), scalar(1.0 - beta2),
-                                scalar(beta2), scalar(bias_correction2_sqrt), scalar(self.eps),
-                                scalar(-lr / bias_correction1), scalar(shrink))
-            return
-
-        # `decayed` may hold the decayed gradient (the caller's gradient is never written);
-        # `work` holds g * g, then the denominator, then the step.
-        decayed, work = self._scratch(param, 2)
-        if decay != 0:
-            decayed[...] = g
-            g = axpby(decay, p, 1.0, decayed)
-        axpby(1.0 - beta1, g, beta1, m)  # m = beta1 * m + (1 - beta1) * g
-        xp.multiply(g, g, out=work)
-        axpby(1.0 - beta2, work, beta2, v)  # v = beta2 * v + (1 - beta2) * g * g
-        if self.amsgrad:
-            v = xp.maximum(v_max, v, out=v_max)
-        # work = sqrt(v) / sqrt(1 - beta2**t) + eps, then p = shrink * p - lr / (1 - beta1**t) * m / work
-        xp.sqrt(v, out=work)
-        work /= bias_correction2_sqrt
-        work += self.eps
-        xp.divide(m, work, out=work)
-        axpby(-lr / bias_correction1, work, shrink, p)
-
-
-def adam_loop(p, g, m, v, v_max, decays, decay, one_minus_beta1, beta1, one_minus_beta2, beta2, bias_correction2_sqrt,
-              eps, step_size, shrink):
-    """The update above as one loop over flat arrays, which numba compiles (``v_max`` is empty
-    without amsgrad; ``decays``: whether L2 weight decay applies). The scalars come in the arrays'
-    dtype and every operation rounds as the array code's does (no fused multiply-add), so both
-    paths give the same bits."""
-    for i in range(p.size):
-        grad = g[i]
-        if decays:
-            grad = decay * p[i] + grad
-        m[i] = one_minus_beta1 * grad + beta1 * m[i]
-        v[i] = one_minus_beta2 * (grad * grad) + beta2 * v[i]
-        second = v[i]
-        if v_max.size:
-            if second > v_max[i] or second != second:  # as np.maximum: a NaN wins
-                v_max[i] = second
-            second = v_max[i]
-        p[i] = step_size * (m[i] / (np.sqrt(second) / bias_correction2_sqrt + eps)) + shrink * p[i]
+        adam_step(p, g, m, v, v_max, decay, beta1, beta2, self.eps, -lr / bias_correction1, bias_correction2_sqrt,
+                  shrink)
 
 
 class AdamW(Adam):

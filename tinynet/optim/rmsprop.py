@@ -1,6 +1,6 @@
 """RMSprop and Adagrad, as ``torch.optim.RMSprop`` and ``torch.optim.Adagrad`` compute them."""
 from ..backend import get_array_module
-from ._axpby import axpby
+from ..kernels import axpby
 from .optimizer import Optimizer, as_bool, as_float, require
 
 

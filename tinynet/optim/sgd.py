@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, as ``torch.optim.SGD`` computes it."""
-from ._axpby import axpby
+from ..kernels import axpby
 from .optimizer import Optimizer, as_bool, as_float, require
 
 
