@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_distributed import needs_mpi, run_job
 
 import tinynet as tn
 
@@ -61,8 +62,10 @@ def test_an_example_is_short_and_uses_only_the_public_api(script):
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_an_example_offers_few_flags(script):
     usage = run_script(script, "--help").split("\n\n")[0]
-    assert set(re.findall(r"\[(--[a-z-]+)", usage)) - {"--help"} <= {"--epochs", "--data-root", "--device",
-                                                                    "--output-dir"}
+    allowed = {"--epochs", "--data-root", "--device", "--output-dir"}
+    if script == "mnist_cnn.py":
+        allowed.add("--distributed")
+    assert set(re.findall(r"\[(--[a-z-]+)", usage)) - {"--help"} <= allowed
 
 
 def test_perceptron_predicts_the_new_situation():
@@ -98,3 +101,18 @@ def test_cnn_trains_reports_saves_and_reloads(small_mnist, tmp_path):
     rows = re.findall(r"^ {4}(\d) +(\d+\.\d\d)% +(\d+\.\d\d)%$", out, re.M)
     assert [digit for digit, *_ in rows] == list("0123456789")
     assert f"a fresh model loaded from {tmp_path / 'mnist_cnn.npz'}: test accuracy {tested:.2f}%" in out
+
+
+@needs_mpi
+def test_cnn_trains_data_parallel_on_two_processes(small_mnist, tmp_path):
+    """Rank 0 alone reports and saves; the two processes' global batch of 60 gives the one-process
+    run's accuracy (float32 sums in another order: at most one of the 200 test images apart)."""
+    options = [EXAMPLES / "mnist_cnn.py", "--epochs", 1, "--data-root", small_mnist]
+    done = run_job([*options, "--distributed", "--output-dir", tmp_path / "two"], timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("600 training images") == 1 and done.stdout.count("epoch 1/1") == 1
+    single = subprocess.run([sys.executable, *map(str, options), "--output-dir", str(tmp_path / "one")],
+                            capture_output=True, text=True, check=True).stdout
+    assert abs(percent(done.stdout, "\ntest accuracy") - percent(single, "\ntest accuracy")) <= 0.5
+    assert (tmp_path / "two" / "mnist_cnn.npz").is_file()
+
