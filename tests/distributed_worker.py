@@ -99,23 +99,12 @@ class InputMean(tn.Sequential):
 
     def __init__(self, *layers):
         super().__init__(*layers)
-        self.running_mean = np.zeros((1, 28, 28), np.float32)
+        self.register_buffer("running_mean", np.zeros((1, 28, 28), np.float32))
 
     def forward(self, x):
         if self.training:
             self.running_mean = np.float32(0.9) * self.running_mean + np.float32(0.1) * x.mean(axis=0)
         return super().forward(x)
-
-    def named_buffers(self):
-        yield "running_mean", self.running_mean
-
-    def state_dict(self):
-        return {**super().state_dict(), "running_mean": self.running_mean}
-
-    def load_state_dict(self, state_dict):
-        super().load_state_dict({key: value for key, value in state_dict.items() if key != "running_mean"})
-        self.running_mean = np.array(state_dict["running_mean"], np.float32)
-        return self
 
 
 def mlp_with_input_mean():

@@ -173,7 +173,7 @@ def test_resuming_on_more_processes_than_saved_is_refused_before_anything_change
 
 def test_distributed_without_mpi4py_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
-    assert cli.main(["train", "cnn", "--distributed", "--epochs", "0"]) == 1
+    assert cli.main(["train", "cnn", "--distributed", "--epochs", "1", "--data-root", "/nonexistent"]) == 2
     err = capsys.readouterr().err
     assert "tinynet train cnn: error: distributed training needs mpi4py and an MPI library" in err
     assert "pip install tinynet[distributed]" in err
@@ -305,4 +305,4 @@ def test_a_command_line_error_ends_the_job(mnist_root):
     done = run_job(["-m", "tinynet", "train", "cnn", "--distributed", "--batch-size", "0", "--data-root", mnist_root],
                    timeout=120)
     assert done.returncode != 0
-    assert "tinynet train cnn: error: DataLoader: batch_size must be a positive integer, got 0" in done.stderr
+    assert "tinynet train cnn: error: mnist_cnn: batch_size must be a positive integer, got 0" in done.stderr

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 import tinynet as tn
+from tinynet.nn.module import NO_FORWARD
 from tinynet import kernels
 from tinynet.interop import to_torch
 from tinynet.kernels import conv_numba
@@ -219,5 +220,5 @@ def test_bad_arguments_are_refused_and_a_failing_pass_changes_nothing():
         tn.summary(model, (1, 1, 28, 28), dtype=np.int32)
     with pytest.raises(ValueError, match="expected input.* to have 1 channels, but got 3 channels instead"):
         tn.summary(model, (1, 3, 28, 28))
-    assert all(m._cache is None for m in model.modules())
+    assert all(m._cache is NO_FORWARD for m in model.modules())
     assert not hasattr(tn.nn.Module.__call__, "__wrapped__")  # the instruments are off again

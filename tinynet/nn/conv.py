@@ -5,6 +5,7 @@ from .. import init
 from .._checks import check_float, check_ndim, float_dtype, int_pair, positive_int
 from ..backend import check_same_device
 from ..functional.conv import conv2d_backward, conv2d_forward
+from ..kernels import output_hw
 from .module import Module, Parameter
 
 
@@ -100,11 +101,8 @@ class Conv2d(Module):
 
     def _column_bytes(self, x):
         """Bytes of one sample's im2col columns: (C*KH*KW) rows by (OH*OW) output positions."""
-        outputs = 1
-        for size, pad, kernel, dilation, stride in zip(x.shape[2:], self.padding, self.kernel_size, self.dilation,
-                                                       self.stride):
-            outputs *= (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
-        return self.in_channels * self.kernel_size[0] * self.kernel_size[1] * outputs * x.itemsize
+        out_h, out_w = output_hw(x.shape, self.kernel_size, self.stride, self.padding, self.dilation)
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1] * out_h * out_w * x.itemsize
 
     def backward(self, grad_out, need_input_grad=True):
         grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(grad_out), self.bias is not None, need_input_grad)
