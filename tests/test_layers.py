@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 import tinynet as tn
 from tinynet.nn.module import NO_FORWARD
 from tinynet.rng import default_generator
-from tinynet.testing import gradcheck
 from layer_registry import DTYPES, LAYER_CASES, shapes
 
 

@@ -1,113 +1,20 @@
-"""The activations GELU, SiLU, ELU, Softplus, Hardtanh, LogSoftmax, Identity, AdaptiveAvgPool2d and
-Dropout2d against torch.nn and finite differences, their bad input, and interop.
-
-Each case is a factory ``case(data, dtype) -> (tinynet layer, torch layer, x)``, drawing arguments
-and shapes with hypothesis, in the form of ``test_layers.LAYER_CASES``."""
+"""What the layer suite (``layer_registry``) does not cover for GELU, SiLU, ELU, Softplus, Hardtanh,
+LogSoftmax, Identity, AdaptiveAvgPool2d and Dropout2d: saturation, bad input, interop."""
 import re
 
 import numpy as np
 import pytest
 import torch
 from helpers import compare_module, tolerance
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import tinynet as tn
 from tinynet import kernels
 from tinynet.interop import from_torch, to_torch
 from tinynet.kernels import activation_numba, activation_numpy
-from tinynet.testing import gradcheck
 
-DTYPES = [np.float64, np.float32]
-shapes = st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple)
-
-
-def draw_input(data, shape, dtype, kinks=()):
-    """Normal values at a drawn scale, kept 0.01 away from each of ``kinks`` (where a derivative jumps)."""
-    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
-    scale = data.draw(st.sampled_from([0.1, 1.0, 3.0, 30.0]), label="scale")
-    x = np.random.default_rng(seed).standard_normal(shape) * scale
-    for kink in kinks:
-        x = np.where(np.abs(x - kink) < 0.01, kink + np.copysign(0.01, x - kink), x)
-    return x.astype(dtype)
-
-
-def gelu_case(data, dtype):
-    approximate = data.draw(st.sampled_from(["none", "tanh"]), label="approximate")
-    return tn.GELU(approximate), torch.nn.GELU(approximate), draw_input(data, data.draw(shapes), dtype)
-
-
-def silu_case(data, dtype):
-    return tn.SiLU(), torch.nn.SiLU(), draw_input(data, data.draw(shapes), dtype)
-
-
-def elu_case(data, dtype):
-    alpha = data.draw(st.floats(0.1, 3.0), label="alpha")
-    return tn.ELU(alpha), torch.nn.ELU(alpha), draw_input(data, data.draw(shapes), dtype, kinks=(0.0,))
-
-
-def softplus_case(data, dtype):
-    beta = data.draw(st.sampled_from([0.5, 1.0, 2.0]), label="beta")
-    threshold = data.draw(st.sampled_from([1.0, 20.0]), label="threshold")
-    x = draw_input(data, data.draw(shapes), dtype, kinks=(threshold / beta,))
-    return tn.Softplus(beta, threshold), torch.nn.Softplus(beta, threshold), x
-
-
-def hardtanh_case(data, dtype):
-    low = data.draw(st.floats(-3.0, 0.0), label="min_val")
-    high = low + data.draw(st.floats(0.1, 3.0), label="width")
-    x = draw_input(data, data.draw(shapes), dtype, kinks=(low, high))
-    return tn.Hardtanh(low, high), torch.nn.Hardtanh(low, high), x
-
-
-def log_softmax_case(data, dtype):
-    shape = data.draw(shapes)
-    dim = data.draw(st.integers(-len(shape), len(shape) - 1), label="dim")
-    return tn.LogSoftmax(dim), torch.nn.LogSoftmax(dim), draw_input(data, shape, dtype)
-
-
-def identity_case(data, dtype):
-    return tn.Identity(), torch.nn.Identity(), draw_input(data, data.draw(shapes), dtype)
-
-
-def adaptive_avg_pool_case(data, dtype):
-    n, c = data.draw(st.integers(1, 3), label="batch"), data.draw(st.integers(1, 3), label="channels")
-    h, w = data.draw(st.integers(1, 7), label="H"), data.draw(st.integers(1, 7), label="W")
-    size = data.draw(st.one_of(st.integers(1, 8), st.tuples(st.integers(1, 8), st.integers(1, 8))), label="output_size")
-    x = draw_input(data, (n, c, h, w), dtype)
-    return tn.AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size), x
-
-
-def dropout2d_case(data, dtype):
-    """Deterministic in eval mode, and in training mode with p = 0."""
-    training = data.draw(st.booleans(), label="training")
-    p = 0.0 if training else data.draw(st.floats(0.0, 1.0), label="p")
-    x = draw_input(data, data.draw(st.tuples(*[st.integers(1, 4)] * 4)), dtype)
-    return tn.Dropout2d(p).train(training), torch.nn.Dropout2d(p).train(training), x
-
-
-LAYER_CASES = {
-    "GELU": gelu_case, "SiLU": silu_case, "ELU": elu_case, "Softplus": softplus_case, "Hardtanh": hardtanh_case,
-    "LogSoftmax": log_softmax_case, "Identity": identity_case, "AdaptiveAvgPool2d": adaptive_avg_pool_case,
-    "Dropout2d": dropout2d_case,
-}
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", LAYER_CASES)
-@settings(max_examples=100)
-@given(data=st.data())
-def test_layer_matches_torch(case, dtype, data):
-    layer, reference, x = LAYER_CASES[case](data, dtype)
-    compare_module(layer, reference, x, dtype=dtype)
-
-
-@pytest.mark.parametrize("case", LAYER_CASES)
-@settings(max_examples=30)
-@given(data=st.data())
-def test_layer_passes_gradcheck(case, data):
-    layer, _, x = LAYER_CASES[case](data, np.float64)
-    assert gradcheck(layer, x)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from layer_registry import DTYPES
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import compare_module, load_weights, tolerance
+from helpers import load_weights, tolerance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
