@@ -9,11 +9,9 @@ Why a BLAS of its own:
   that is not ours. This copy is loaded privately (``ctypes``, local symbols) and set to one
   thread; nothing else in the process calls it, and NumPy's and SciPy's are left as they are.
 * Speed. The library is the ``scipy-openblas32`` wheel, a recent OpenBLAS. numba's ``np.dot``
-  calls SciPy's, which is often older: here (SciPy 1.17's OpenBLAS 0.3.30, one core, float32) it
-  takes 0.61 ms for the MNIST CNN's second convolution's product of one thread's half batch of
-  1,000 images, (16, 72) @ (72, 13,916), and this one 0.41 ms; (8, 9) @ (9, 55,664), the first
-  layer's, 0.24 against 0.16 ms. (NumPy's own OpenBLAS 0.3.31 was as fast as 0.3.34 on one
-  thread; hence ``scipy-openblas32>=0.3.31``.)
+  calls SciPy's, which is often older and was slower on the MNIST CNN's short, wide products
+  (``benchmarks/HISTORY.md``). OpenBLAS 0.3.31 was as fast as 0.3.34 on one thread; hence
+  ``scipy-openblas32>=0.3.31``.
 
 How it stays private: the package is located, not imported (importing ``scipy_openblas32`` loads
 the library with global symbols, and SciPy's extension modules imported later would then bind

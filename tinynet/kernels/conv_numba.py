@@ -16,11 +16,9 @@ each part's columns are made in a buffer of its own and dropped after use.
 
 Why parts of 256 KiB: the columns of a whole large batch (28 MB for 1,000 MNIST images in the
 first layer) fall out of the caches between im2col, the product and the layout change, and a
-part then fits in a core's L2 cache (1 MiB here) with its product. Measured on the MNIST CNN
-in eval mode at batch 1,000 (2 threads), first and second convolution: chunks of 4 MiB took 3.8
-and 6.6 ms, 1 MiB 2.6 and 5.0 ms, 256 KiB 2.2 and 4.9 ms, 64 KiB 2.3 and 5.5 ms. In a training
-step at batch 60, 256 KiB parts instead of one per thread saved 0.1 to 0.2 ms of 2.0 (the
-same process alternating the two, 12 rounds of 200 steps: faster in 9 to 11).
+part then fits in a core's L2 cache (1 MiB here) with its product. Of 4 MiB, 1 MiB, 256 KiB and
+64 KiB, 256 KiB was fastest on the MNIST CNN in eval and in training mode (figures:
+``benchmarks/HISTORY.md``).
 """
 import numba
 import numpy as np

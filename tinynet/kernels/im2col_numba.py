@@ -3,9 +3,10 @@
 Each kernel is a plain Python function (``_im2col_loops``) bound, compiled,
 to its own name (``_im2col_jit``): tests can run the pure version, and
 ``NUMBA_DISABLE_JIT=1`` runs everything as Python. Compiled code is cached
-on disk (``cache=True``), so only the first process pays for compilation.
+on disk, keyed to the kernel sources (``compiling.jit``), so only the first process pays for compilation.
 
-How the loops are written, and why (each point measured on the MNIST CNN's shapes):
+How the loops are written, and why (each point measured on the MNIST CNN's shapes; the figures
+are in ``benchmarks/HISTORY.md``):
 
 * The work is one (N, C) plane and one kernel offset (i, j) at a time: the
   pixels that offset sees form a rectangle of the input (rows [a_lo, a_hi),
@@ -13,14 +14,13 @@ How the loops are written, and why (each point measured on the MNIST CNN's shape
   The inner loops then copy with no bounds test.
 * Inner-loop indices are unsigned (``np.uint64``). numba wraps negative
   indices of signed ones (``a[-1]``), and that test kept LLVM from vectorising
-  the copies: 3 to 8 times slower.
+  the copies.
 * Arrays are indexed flat with computed offsets: a view per plane
-  (``x[n, c]``) costs about 100 cycles, more than copying a 14 x 14 plane
-  (the second MNIST conv's im2col: 0.44 -> 0.19 ms).
+  (``x[n, c]``) costs more than copying a 14 x 14 plane.
 * With stride 1 and output rows as wide as the input's ("same" padding), one
   offset's rectangle is a single contiguous run in both planes, copied in one
   loop instead of row by row. col2im adds that run under a mask that skips the
-  padding columns it wraps into (the second MNIST conv's col2im: 0.28 -> 0.17 ms).
+  padding columns it wraps into (rows of 14 are too short to vectorise one by one).
 * Each kernel runs on one thread; ``conv_numba`` calls them on parts of the batch, one part
   per thread (see ``tinynet.kernels.threads``).
 """

@@ -5,8 +5,8 @@
 A product splits its work into one part per thread: by the rows of the product when each thread
 gets at least ``MIN_PART_ROWS``, else by its columns (when b is a transposed weight, as in
 ``Linear``'s forward) or by the axis summed over (adding the partial products). With a batch of
-16 the rows alone are too few: the MNIST MLP's step took 2.2 ms split by rows, 1.4 ms unsplit,
-0.93 ms like this (1.27 ms with NumPy's two-threaded BLAS). Products under ``PARALLEL_WORK``
+16 the rows alone are too few to keep two threads busy (the MNIST MLP's step was faster this
+way than split by rows, unsplit, or on NumPy's threaded BLAS: ``benchmarks/HISTORY.md``). Products under ``PARALLEL_WORK``
 multiply-adds are not split.
 """
 import numpy as np

@@ -10,22 +10,20 @@ How the loops are written, and why (measured on the MNIST CNN's shapes):
   a short path: no clipping, and the maximum is found with a plain ``>``.
   Windows that touch the padding take the general path, and so does every
   window of a plane that holds a NaN, where PyTorch's rule ("a NaN always
-  wins") needs a second comparison that made the whole loop 6 times slower.
+  wins") needs a second comparison that slowed the whole loop several times.
 * MaxPool2d(2) and AvgPool2d(2) (kernel 2, stride 2), by far the most common
   pools, are compiled as their own case: the helper is inlined with constant
-  window sizes, so LLVM unrolls the window loops (max pool 2x, average
-  pool 4x faster on the MNIST CNN's first pool: 0.55 -> 0.26 ms, 0.47 -> 0.12 ms).
+  window sizes, so LLVM unrolls the window loops.
   Max pooling now takes that case only with padding or an odd width; the
   two-pass path below serves the rest.
 * MaxPool2d(2) without padding on inputs of even width, the MNIST CNN's case, takes a path of
   its own in two passes (``_max_pool_2x2_loops``): the larger of each horizontal pair over the
   whole array as one flat loop, whose stride-2 loads LLVM vectorises, then the larger of two
   such rows. Windows of 2 inside rows of 14 or 28 were too short for LLVM to vectorise the
-  one-pass loop: 0.30 -> 0.10 ms and 0.23 -> 0.08 ms with indices on the CNN's two pools. Each
+  one-pass loop. Each
   choice is a branch-free select that also lets a NaN win, so this path needs no NaN scan.
 * Each loop runs on one thread; the ``*_parallel`` functions below call it on parts of the
-  batch, one part per thread (see ``tinynet.kernels.threads``): on the MNIST CNN's first pool,
-  with indices, 0.23 -> 0.10 ms in a training step.
+  batch, one part per thread (see ``tinynet.kernels.threads``).
 """
 import numpy as np
 from numba import prange

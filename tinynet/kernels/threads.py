@@ -5,14 +5,12 @@ thread of numba's pool (``prange``); the convolution takes a multiple of that, s
 per thread (see ``conv_numba``). Matrix products run inside those threads, one BLAS call per part,
 on tinynet's own single-threaded OpenBLAS (``blas.gemm``). Two pools of
 threads that both spin while they wait, numba's OpenMP workers and OpenBLAS's, fight for the
-cores: a prototype that left BLAS its two threads ran the MNIST CNN's training step in 70 ms
-instead of 2.8. tinynet never calls NumPy's or SciPy's BLAS from its kernels, and leaves their
+cores: a prototype that left BLAS its two threads ran the MNIST CNN's training step many times
+slower. tinynet never calls NumPy's or SciPy's BLAS from its kernels, and leaves their
 threads as the user set them.
 
-Measured on the MNIST CNN's training step (batch 60, 2 cores, loops of 200 steps alternating
-the two versions): the kernels single-threaded with BLAS's two threads for the products ran
-2.4-3.3 ms, this policy 1.9-2.3 ms; in a slow minute, when the second core was busy elsewhere,
-the old step took 6.5 ms and this one 2.3 ms.
+The policy was faster than single-threaded kernels beside BLAS's threads, and stays fast when the
+second core is busy elsewhere (measurements: ``benchmarks/HISTORY.md``).
 
 How many threads: numba's (``numba.get_num_threads()``, every core by default; change it with
 ``numba.set_num_threads`` or ``NUMBA_NUM_THREADS``). A batch split into more parts sums the
