@@ -132,7 +132,7 @@ def test_without_its_blas_the_numba_kernels_give_way_to_the_reference_with_one_w
         print(json.dumps({"warnings": [str(w.message) for w in caught], "equal": bool(np.array_equal(y, expected)),
                           "missing": sorted(tn.kernels._numba_missing)}))
     """
-    result = _run(script, dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])))
+    result = _run(script, dict(os.environ, TINYNET_KERNELS="numba", PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])))
     assert result["missing"] == ["conv", "matmul"] and result["equal"]
     assert result["warnings"] == [
         f"tinynet: the numba conv kernels cannot be loaded (tinynet: no OpenBLAS library (libscipy_openblas.so, "
@@ -160,7 +160,7 @@ def test_kernels_that_call_it_load_from_the_disk_cache_in_a_new_process(tmp_path
                           "misses": len(conv_numba._forward_jit.stats.cache_misses),
                           "close": bool(np.allclose(y, expected, atol=1e-5)), "gemm": out.tolist()}))
     """
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), TINYNET_KERNELS="numba")
     first, second = _run(script, env), _run(script, env)
     assert first["misses"] > 0 and not first["hits"]
     assert second["misses"] == 0 and second["hits"]

@@ -68,6 +68,8 @@ def nothing_compiled(monkeypatch):
     monkeypatch.setattr(compiling, "_queued", [])
     monkeypatch.setattr(compiling, "_background", None)
     monkeypatch.setattr(compiling, "_marker", lambda dtype: None)
+    with kernels.use("numba"):  # these tests are about the numba kernels, whatever TINYNET_KERNELS says
+        yield
 
 
 def test_the_reference_serves_until_the_background_compilation_ends(nothing_compiled, monkeypatch):

@@ -1,15 +1,18 @@
-"""Every public layer, loss and optimizer tried as a hostile user would: malformed arguments and
+"""Every public layer, loss, optimizer, loader, saver and the command line tried as a hostile user would: malformed arguments and
 arrays (wrong ndim, shape, dtype, NaN/inf, empty, non-contiguous, read-only, lists, 0-d).
 
 Each call either succeeds, and then matches PyTorch wherever PyTorch accepts the same input, or
 raises one of ALLOWED with the public name in its message (never SystemError, AttributeError,
 UnboundLocalError or a bare NumPy message) and leaves every parameter and gradient as it was.
 TRIED counts the inputs the sweep makes; the closing line of a ``-s`` run prints it."""
+import contextlib
+import io
+
 import numpy as np
 import pytest
 import torch
 from helpers import assert_close
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinynet as tn
@@ -287,3 +290,71 @@ def test_load_refuses_any_damaged_file_by_name(tmp_path_factory, cut, position, 
         return
     assert loaded["epoch"] == 3 and list(loaded) == ["model", "epoch"]
     np.testing.assert_array_equal(loaded["model"]["0.weight"], saved["model"]["0.weight"])
+
+
+BAD_SIZES = st.sampled_from([0, -1, 2.5, True, "4", None, np.float64(3.0)])
+
+
+@settings(max_examples=60)
+@given(argument=st.sampled_from(["batch_size", "targets", "seed", "transform"]), bad=BAD_SIZES,
+       rows=st.integers(0, 5))
+def test_data_loader_refuses_bad_arguments_by_name(argument, bad, rows):
+    x, y = np.zeros((6, 2), np.float32), np.arange(6)
+    kwargs = {"batch_size": 2}
+    arrays = (x, y)
+    if argument == "batch_size":
+        kwargs["batch_size"] = bad
+    elif argument == "targets":
+        arrays = (x, y[:rows])  # one array shorter than the other
+    elif argument == "seed":
+        kwargs.update(shuffle=True, seed=bad)
+    else:
+        kwargs["transform"] = bad
+    TRIED.append(("DataLoader", argument, repr(bad), rows))
+    before = (x.tobytes(), y.tobytes())
+    ok, result = expect_clean("DataLoader", lambda: [batch for batch in tn.data.DataLoader(*arrays, **kwargs)])
+    if ok:  # only values that are valid as they stand may pass: an int batch size, matching lengths
+        assert argument in ("seed", "transform") and (bad is None or argument == "seed")
+        assert sum(len(bx) for bx, _ in result) == 6
+    assert (x.tobytes(), y.tobytes()) == before
+
+
+@settings(max_examples=60)
+@given(value=st.sampled_from([np.array(["a", "b"]), np.array([object(), 1], dtype=object), object(), "text",
+                              [1, [2, 3]], {3: np.zeros(2)}, 2**70, np.zeros(2, np.complex64)]),
+       nested=st.booleans())
+def test_save_refuses_what_it_cannot_store_by_key_and_keeps_the_old_file(tmp_path_factory, value, nested):
+    path = tmp_path_factory.mktemp("save") / "state.npz"
+    tn.save({"kept": np.arange(3.0)}, path)
+    before = path.read_bytes()
+    state = {"good": np.ones(2), "outer": {"bad": value}} if nested else {"good": np.ones(2), "bad": value}
+    TRIED.append(("save", type(value).__name__, nested))
+    ok, _ = expect_clean("tinynet.save", lambda: tn.save(state, path))
+    if not ok:
+        assert path.read_bytes() == before, "a refused save must leave the old file"
+    else:  # what it accepted, it reads back
+        loaded = tn.load(path)
+        assert np.array_equal(loaded["good"], np.ones(2))
+    assert [p.name for p in path.parent.iterdir()] == ["state.npz"], "no temporary file is left behind"
+
+
+@settings(max_examples=40)
+@given(recipe=st.sampled_from(["perceptron", "three-vs-seven", "mlp", "cnn"]),
+       option=st.sampled_from(["--epochs", "--lr", "--batch-size", "--train-samples", "--test-samples"]),
+       value=st.sampled_from(["0", "-1", "-3", "nan", "inf", "-0.5"]))
+def test_command_line_refuses_bad_numbers_in_one_line_before_reading_data(recipe, option, value):
+    from tinynet import cli
+
+    assume(recipe != "perceptron" or option in ("--epochs", "--lr"))  # it has no data options
+    data = [] if recipe == "perceptron" else ["--data-root", "/nonexistent"]
+    TRIED.append(("cli", recipe, option, value))
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        try:
+            status = cli.main(["train", recipe, option, value, "--no-progress", *data])
+        except SystemExit as exit:  # argparse refuses what is not a number of the option's type
+            status = exit.code
+    err = stderr.getvalue()
+    last = err.strip().splitlines()[-1]
+    assert status == 2 and "Traceback" not in err, err
+    assert last.startswith("tinynet") and "error:" in last, err
+    assert option.strip("-").replace("-", "_") in last.replace("-", "_"), last  # names the option, not the data

@@ -143,7 +143,14 @@ def test_eval_workspace_of_the_numpy_reference_is_its_largest_chunk(monkeypatch)
         assert predicted == max(columns), shape
 
 
-def test_eval_workspace_of_the_numba_kernel_is_one_part_per_thread(monkeypatch):
+@pytest.fixture
+def numba_kernels():
+    """The numba kernels, whatever TINYNET_KERNELS says (these tests measure them)."""
+    with tn.kernels.use("numba"):
+        yield
+
+
+def test_eval_workspace_of_the_numba_kernel_is_one_part_per_thread(monkeypatch, numba_kernels):
     """Runs the kernel's loop as plain Python (numba's prange is then range) and notes the columns
     each part makes; the threads run as many parts at once."""
     import numba

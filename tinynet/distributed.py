@@ -44,6 +44,7 @@ parameters must be on the CPU (a CUDA-aware MPI could take CuPy arrays; this is 
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -157,6 +158,9 @@ def _abort_on_uncaught_exception(comm):
         print_exception(kind, value, traceback)
         sys.stderr.write(f"tinynet.distributed: process {comm.rank} of {comm.size} failed; aborting the job\n")
         sys.stderr.flush()
+        # mpiexec forwards each process's output through a pipe; an abort at once can end the job
+        # before the traceback got through (seen as a traceback cut after three lines).
+        time.sleep(0.5)
         comm.abort(1)
 
     hook.aborts_mpi_job = True

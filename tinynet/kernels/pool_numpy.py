@@ -50,7 +50,8 @@ def max_pool2d_backward(grad_y, indices, x_shape):
     grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
     planes = np.arange(n * c)[:, None]
     # add.at, not fancy-index +=: overlapping windows may name the same input more than once.
-    np.add.at(grad_x, (planes, indices.reshape(n * c, -1)), grad_y.reshape(n * c, -1))
+    outputs = grad_y.shape[2] * grad_y.shape[3]  # not -1 in the reshape: an empty batch has no size to infer from
+    np.add.at(grad_x, (planes, indices.reshape(n * c, outputs)), grad_y.reshape(n * c, outputs))
     return grad_x.reshape(x_shape)
 
 
