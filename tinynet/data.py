@@ -95,7 +95,7 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if seed is not None and rng is not None:
             raise ValueError("DataLoader: give either seed or rng, not both")
-        if seed is not None and (integer("DataLoader", "seed", seed) < 0):
+        if seed is not None and integer("DataLoader", "seed", seed) < 0:
             raise ValueError(f"DataLoader: seed must be a non-negative integer, got {seed!r}")
         if rng is not None and not isinstance(rng, np.random.Generator):
             raise TypeError(f"DataLoader: rng must be a numpy.random.Generator, got {type(rng).__name__}")

@@ -254,11 +254,13 @@ class OutputNorms:
 
 #: The statistics ``fit(record=...)`` can record.
 RECORDS = ("grad_norms",)
+#: History keys of a recording run: the recorded steps, and the prefixes of the per-tensor norms.
+RECORD_STEP, GRAD_NORM, OUTPUT_NORM = "record_step", "grad_norm:", "output_norm:"
 
 
 def is_step_record(key):
     """True for the history keys ``StepMonitor.end_step`` writes: one value per recorded step, not per epoch."""
-    return key == "record_step" or key.startswith(("grad_norm:", "output_norm:"))
+    return key == RECORD_STEP or key.startswith((GRAD_NORM, OUTPUT_NORM))
 
 
 class StepMonitor:
@@ -297,12 +299,12 @@ class StepMonitor:
         self._stack.close()
         if self._norms is not None:
             history = state.history
-            history.setdefault("record_step", []).append(float(self.steps))
+            history.setdefault(RECORD_STEP, []).append(float(self.steps))
             for name, param in state.model.named_parameters():
                 norm = math.nan if param.grad is None else l2_norm(param.grad)
-                history.setdefault(f"grad_norm:{name}", []).append(norm)
+                history.setdefault(GRAD_NORM + name, []).append(norm)
             for path, norm in self._norms.norms.items():
-                history.setdefault(f"output_norm:{path}", []).append(norm)
+                history.setdefault(OUTPUT_NORM + path, []).append(norm)
             self._norms = None
 
     def close(self):

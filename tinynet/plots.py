@@ -12,6 +12,7 @@ when a function is first called.
 import numpy as np
 
 from .backend import to_numpy
+from .debug import GRAD_NORM, OUTPUT_NORM, RECORD_STEP
 
 #: Title colours of ``plot_predictions``.
 CORRECT_COLOR, WRONG_COLOR = "tab:green", "tab:red"
@@ -200,11 +201,11 @@ def gradient_flow(history, path=None, title=None):
         path: where to save the PNG (optional).
         title: a title for the figure (optional).
     """
-    steps = history.get("record_step")
+    steps = history.get(RECORD_STEP)
     if not steps:
         raise ValueError("gradient_flow: the history holds no recorded norms; train with "
                          f"fit(..., record='grad_norms') (keys: {sorted(history)})")
-    panels = [("grad_norm:", "gradient norm per parameter"), ("output_norm:", "output norm per layer")]
+    panels = [(GRAD_NORM, "gradient norm per parameter"), (OUTPUT_NORM, "output norm per layer")]
     figure = _figure(10, 3.8)
     for ax, (prefix, label) in zip(figure.subplots(1, 2, squeeze=False)[0], panels):
         names = [key for key in history if key.startswith(prefix)]

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import metrics
 from .backend import get_array_module
-from .debug import StepMonitor, is_step_record
+from .debug import RECORD_STEP, StepMonitor, is_step_record
 from .distributed import DistributedOptimizer, average_buffers, broadcast_parameters
 from .losses import LossNotFiniteError
 from .rng import default_generator
@@ -312,7 +312,7 @@ def _checked_part(where, part, owner, state_dict):
 def _checked_history(where, history, epochs):
     """The saved history as ``{name: [float]}``, or a ValueError: each list ``epochs`` long, except the
     step records of ``fit(record=...)``, each as long as ``record_step``."""
-    recorded = np.shape(history.get("record_step", ()))
+    recorded = np.shape(history.get(RECORD_STEP, ()))
     checked = {}
     for key, values in history.items():
         values = np.asarray(values)
