@@ -366,8 +366,8 @@ def test_norm_numba_gives_other_normalisations_to_the_reference():
         expected = norm_numpy.normalize_forward(x, axes, 1e-5, per_element, None, None, None)
         for actual, reference in zip(ours, expected):
             np.testing.assert_array_equal(actual, reference)
-        backward = [module.normalize_backward(grad_y, expected[1], expected[2], per_element, axes, param_axes, True, True)
-                    for module in (norm_numba, norm_numpy)]
+        backward = [module.normalize_backward(grad_y, expected[1], expected[2], per_element, axes, param_axes,
+                                              True, True) for module in (norm_numba, norm_numpy)]
         for actual, reference in zip(*backward):
             np.testing.assert_array_equal(actual, reference)
 

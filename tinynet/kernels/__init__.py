@@ -1,4 +1,4 @@
-"""Array kernels behind convolution, ReLU, pooling, normalisation and the optimizers, and the one place that picks their implementation.
+"""Array kernels (convolution, ReLU, pooling, normalisation, optimizers) and the one place that picks their implementation.
 
 Every kernel exists in interchangeable implementations with the same functions,
 arguments and results (to rounding where a sum is split over threads or blocked

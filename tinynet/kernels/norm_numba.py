@@ -5,17 +5,18 @@ BatchNorm reduces an (N, C, ...) input over every axis but the channels. Viewed 
 channel c is N contiguous runs of L values, and each loop below walks those runs: the forward
 sums them for the mean, sums the squares of their deviations for the variance, then writes
 x_hat and y in one more pass; the backward sums grad_y and grad_y * x_hat (the parameter
-gradients, and the means the three-term gradient needs), then writes grad_x in one pass. A
-channel's values are read while they are still in its core's cache, where the array code reads
-the whole input once per sum and writes a temporary array per operation.
+gradients, and the means the three-term gradient needs), then writes grad_x in one pass. The
+passes after a channel's first find its values in the core's cache (when a channel fits there,
+as the ResNet's do), where the array code reads the whole input once per sum and writes a
+temporary array per operation.
 
 The sums are accumulated in float64 and compiled with ``fastmath={"reassoc"}``, which lets LLVM
 reorder them into vector lanes (a scalar sum waits on each addition); the element-wise parts are
 compiled without it and round every operation as the reference (``norm_numpy``) does. The
 results therefore equal the reference's to rounding, as a sum in another order does.
 
-Other normalisations (LayerNorm's axes, per-element weights, strided or CuPy arrays, other
-dtypes) take the reference.
+Other normalisations (LayerNorm's axes, a weight or statistics per element, arguments of another
+dtype than x) take the reference.
 """
 import math
 
@@ -92,7 +93,8 @@ def _backward_loops(grad_y, x_hat, inv_std, weight, grad_x, grad_weight, grad_bi
         for n in range(grad_y.shape[0]):
             if batch_stats:
                 for i in range(grad_y.shape[2]):
-                    grad_x[n, c, i] = ((grad_y[n, c, i] * gamma - mean_g_hat) - x_hat[n, c, i] * mean_g_hat_x_hat) * scale
+                    g_hat = grad_y[n, c, i] * gamma
+                    grad_x[n, c, i] = ((g_hat - mean_g_hat) - x_hat[n, c, i] * mean_g_hat_x_hat) * scale
             else:
                 for i in range(grad_y.shape[2]):
                     grad_x[n, c, i] = (grad_y[n, c, i] * gamma) * scale
