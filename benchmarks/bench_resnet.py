@@ -87,11 +87,11 @@ def main():
     if run_side(args, {"tinynet": tinynet_side, "torch": torch_side}, args.steps):
         return
     results = run_sides(__file__, ["--threads", args.threads, "--steps", args.steps], args.repeat)
-    ours, theirs = results["tinynet"], results["torch"]
+    ours, theirs, tuned = results["tinynet"], results["torch"], results["torch_tuned_malloc"]
     print(f"MNIST ResNet, batch {BATCH}, SGD; {args.threads} thread(s); tinynet kernels: {ours['kernels']}; "
           f"PyTorch {theirs['version']}; medians of {args.repeat} alternating runs")
-    print_ratios([("training step (ms)", ours["step_ms"], theirs["step_ms"]),
-                  ("peak RSS of the run (MiB)", ours["rss_mb"], theirs["rss_mb"])])
+    print_ratios([(what, ours[key], theirs[key], tuned[key])
+                  for what, key in [("training step (ms)", "step_ms"), ("peak RSS of the run (MiB)", "rss_mb")]])
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import tolerance
 from layer_registry import BACKENDS
 
 import tinynet as tn
 from tinynet import kernels
 from tinynet.kernels import (activation_numba, activation_numpy, im2col_numba, im2col_numpy, matmul_numba, matmul_numpy,
-                             pool_numba, pool_numpy)
+                             norm_numba, norm_numpy, pool_numba, pool_numpy)
 
 
 
@@ -294,8 +295,85 @@ def test_relu_backward_refuses_a_gradient_of_another_shape(backend):
         kernels.relu_backward(np.ones((1, 3), np.float32), y)
 
 
+# --- BatchNorm's normalisation -------------------------------------------------
+@st.composite
+def channel_norm_cases(draw):
+    """BatchNorm's arguments to ``normalize_forward``: x (N, C, ...) of rank 2 to 4, at a drawn scale
+    and (in float64) offset, possibly a strided view; per-channel weight, bias and statistics
+    (shaped (1, C, 1, ...), or None); eps; and a gradient for the backward."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    shape = (draw(st.integers(1, 5)), draw(st.integers(1, 4))) + tuple(
+        draw(st.lists(st.integers(1, 5), min_size=0, max_size=2)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.1, 1.0, 10.0]))
+    offset = draw(st.sampled_from([0.0, 3.0, -50.0] if dtype == np.float64 else [0.0]))  # see test_normalization
+    x = (rng.standard_normal(shape) * scale + offset).astype(dtype)
+    if draw(st.booleans()):  # a non-contiguous view of the same values
+        x = np.asfortranarray(x)
+    per_channel = (1, shape[1]) + (1,) * (len(shape) - 2)
+    weight, bias = (rng.standard_normal(per_channel).astype(dtype) if draw(st.booleans()) else None for _ in "wb")
+    mean = var = None
+    if draw(st.booleans()):  # running statistics, as in evaluation
+        mean = rng.standard_normal(per_channel).astype(dtype)
+        var = rng.uniform(0.1, 3.0, per_channel).astype(dtype)
+    eps = draw(st.sampled_from([1e-5, 0.1]))
+    return x, (0,) + tuple(range(2, len(shape))), eps, weight, bias, mean, var, rng.standard_normal(shape).astype(dtype)
+
+
+@settings(max_examples=100)
+@given(case=channel_norm_cases(), need_param_grads=st.booleans())
+def test_norm_numba_equals_numpy_to_rounding(case, need_param_grads):
+    """BatchNorm's compiled loops against the reference, forward and backward, float32 and float64."""
+    x, axes, eps, weight, bias, mean, var, grad_y = case
+    dtype = x.dtype
+    ours = norm_numba.normalize_forward(x, axes, eps, weight, bias, mean, var)
+    expected = norm_numpy.normalize_forward(x, axes, eps, weight, bias, mean, var)
+    for name, actual, reference in zip(["y", "x_hat", "inv_std", "batch_mean", "batch_var"], ours, expected):
+        if reference is None:
+            assert actual is None, name
+            continue
+        assert actual.shape == reference.shape and actual.dtype == dtype, name
+        # x_hat is x - mean times inv_std: the mean's rounding (relative to |x|) is multiplied by inv_std
+        size = float(np.max(np.abs(x))) * float(np.max(expected[2])) if name in ("y", "x_hat") else reference
+        if name == "y" and weight is not None:
+            size *= float(np.max(np.abs(weight)))
+        rtol, atol = tolerance(dtype, expected=[size] if name in ("y", "x_hat") else reference)
+        np.testing.assert_allclose(actual, reference, rtol=rtol, atol=atol, err_msg=name)
+    _, x_hat, inv_std, _, _ = expected
+    batch_stats = mean is None
+    ours = norm_numba.normalize_backward(grad_y, x_hat, inv_std, weight, axes, axes, batch_stats, need_param_grads)
+    expected = norm_numpy.normalize_backward(grad_y, x_hat, inv_std, weight, axes, axes, batch_stats, need_param_grads)
+    gamma = 1.0 if weight is None else float(np.max(np.abs(weight)))
+    # Every term of the gradients is at most |grad_y| * |x_hat| (times |weight| * inv_std for grad_x).
+    term = float(np.max(np.abs(grad_y))) * max(1.0, float(np.max(np.abs(x_hat)))) * x_hat.size
+    for name, actual, reference in zip(["grad_x", "grad_weight", "grad_bias"], ours, expected):
+        if reference is None:
+            assert actual is None, name
+            continue
+        assert actual.shape == reference.shape and actual.dtype == dtype, name
+        size = term * gamma * float(np.max(inv_std)) if name == "grad_x" else term
+        rtol, atol = tolerance(dtype, expected=[size])
+        np.testing.assert_allclose(actual, reference, rtol=rtol, atol=atol, err_msg=name)
+
+
+def test_norm_numba_gives_other_normalisations_to_the_reference():
+    """LayerNorm's axes, a weight per element: the per-channel loops do not apply, the results are the reference's."""
+    rng = np.random.default_rng(0)
+    x, grad_y, weight = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 3, 5)), rng.standard_normal((3, 5))
+    for axes, param_axes in (((1, 2), (0,)), ((0, 2), (0, 2))):
+        per_element = weight if axes == (1, 2) else weight.reshape(1, 3, 5)
+        ours = norm_numba.normalize_forward(x, axes, 1e-5, per_element, None, None, None)
+        expected = norm_numpy.normalize_forward(x, axes, 1e-5, per_element, None, None, None)
+        for actual, reference in zip(ours, expected):
+            np.testing.assert_array_equal(actual, reference)
+        backward = [module.normalize_backward(grad_y, expected[1], expected[2], per_element, axes, param_axes,
+                                              True, True) for module in (norm_numba, norm_numpy)]
+        for actual, reference in zip(*backward):
+            np.testing.assert_array_equal(actual, reference)
+
+
 @pytest.mark.parametrize("layer", [tn.Conv2d(2, 3, 3, padding=1, dtype=np.float16), tn.MaxPool2d(2), tn.AvgPool2d(2),
-                                   tn.ReLU()], ids=repr)
+                                   tn.ReLU(), tn.BatchNorm2d(2, dtype=np.float16)], ids=repr)
 def test_float16_takes_the_reference_kernels_under_numba(layer):
     """numba's kernels are compiled for float32 and float64; float16 must not reach them."""
     x = np.random.default_rng(0).standard_normal((2, 2, 4, 4)).astype(np.float16)
@@ -354,6 +432,20 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     np.testing.assert_array_equal(average, pool_numba.avg_pool2d_forward(x, *pool))
     pool_numba._avg_pool_backward_loops(y, grad_py, 3, 2, 2, 1, 1, 1)
     np.testing.assert_array_equal(grad_py, pool_numba.avg_pool2d_backward(y, x.shape, *pool))
+
+    channels = rng.standard_normal((3, 2, 4))  # (N, C, L)
+    stats, y, x_hat = np.empty((3, 2)), np.empty_like(channels), np.empty_like(channels)
+    norm_numba._forward_loops(channels, 1e-5, np.array([2.0, -1.0]), np.array([0.5, 0.0]), *stats, x_hat, y, True)
+    expected = norm_numba.normalize_forward(channels, (0, 2), 1e-5, np.array([2.0, -1.0]).reshape(1, 2, 1),
+                                            np.array([0.5, 0.0]).reshape(1, 2, 1), None, None)
+    for actual, reference in zip([y, x_hat, stats[2], stats[0], stats[1]], expected):
+        np.testing.assert_allclose(actual, reference.reshape(actual.shape), rtol=1e-12)
+    grad_py, sums = np.empty_like(channels), np.empty((2, 2))
+    norm_numba._backward_loops(channels, x_hat, stats[2], np.array([2.0, -1.0]), grad_py, *sums, True, True)
+    expected = norm_numba.normalize_backward(channels, x_hat, stats[2].reshape(1, 2, 1),
+                                             np.array([2.0, -1.0]).reshape(1, 2, 1), (0, 2), (0, 2), True, True)
+    for actual, reference in zip([grad_py, *sums], expected):
+        np.testing.assert_allclose(actual, reference, rtol=1e-12)
 
     flat = with_special_values(rng, 40, np.float64)
     relu_py, grad_py = np.empty_like(flat), np.empty_like(flat)

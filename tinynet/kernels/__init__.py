@@ -1,4 +1,4 @@
-"""Array kernels behind convolution, ReLU, pooling and the optimizers, and the one place that picks their implementation.
+"""Array kernels (convolution, ReLU, pooling, normalisation, optimizers) and the one place that picks their implementation.
 
 Every kernel exists in interchangeable implementations with the same functions,
 arguments and results (to rounding where a sum is split over threads or blocked
@@ -117,6 +117,7 @@ FAMILIES = {
     "activation": ("relu_forward", "relu_backward", "erf"),
     "pool": ("max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward", "avg_pool2d_forward",
              "avg_pool2d_backward"),
+    "norm": ("normalize_forward", "normalize_backward"),
     "optim": ("axpby", "adam_step"),
 }
 IMPLEMENTATIONS = ("numpy", "numba", "cupy")
@@ -306,6 +307,21 @@ def avg_pool2d_forward(x, kernel_size, stride, padding):
 def avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding):
     """Spread each output gradient evenly (1 / (KH*KW)) over its window's inputs."""
     return _implementation("pool", grad_y).avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding)
+
+
+# --- normalisation -------------------------------------------------------------
+def normalize_forward(x, axes, eps, weight, bias, mean, var):
+    """Normalise x over ``axes`` with the batch's statistics (``mean`` and ``var`` None) or the
+    given ones, then scale by ``weight`` and shift by ``bias`` (each broadcastable against x, or
+    None) -> ``(y, x_hat, inv_std, batch_mean, batch_var)``; see ``norm_numpy.normalize_forward``."""
+    return _implementation("norm", x).normalize_forward(x, axes, eps, weight, bias, mean, var)
+
+
+def normalize_backward(grad_y, x_hat, inv_std, weight, axes, param_axes, batch_stats, need_param_grads):
+    """``(grad_x, grad_weight, grad_bias)`` of ``normalize_forward``, given its x_hat and inv_std;
+    the parameter gradients summed over ``param_axes`` (None unless ``need_param_grads``)."""
+    return _implementation("norm", grad_y).normalize_backward(grad_y, x_hat, inv_std, weight, axes, param_axes,
+                                                               batch_stats, need_param_grads)
 
 
 # --- optimizers ----------------------------------------------------------------

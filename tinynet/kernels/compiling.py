@@ -38,9 +38,9 @@ import numpy as np
 
 #: The kernel sources every compiled kernel's cache entry depends on (besides its own file).
 SOURCES = ("blas.py", "threads.py", "activation_numba.py", "conv_numba.py", "im2col_numba.py",
-           "matmul_numba.py", "optim_numba.py", "pool_numba.py")
+           "matmul_numba.py", "norm_numba.py", "optim_numba.py", "pool_numba.py")
 #: The families ``warm_up`` compiles, in the order a training step first calls them.
-FAMILIES = ("conv", "activation", "pool", "matmul", "im2col", "optim")
+FAMILIES = ("conv", "norm", "activation", "pool", "matmul", "im2col", "optim")
 
 
 def _jit_disabled():
@@ -226,6 +226,14 @@ def _run_im2col(module, random):
     module.cnhw_to_nchw(y, random(2))
 
 
+def _run_norm(module, random):
+    x, axes, shape = random(3, 2, 4), (0, 2), (1, 2, 1)
+    for mean, var in ((None, None), (random(*shape), random(*shape) ** 2)):  # the batch's statistics, given ones
+        y, x_hat, inv_std, _, _ = module.normalize_forward(x, axes, 1e-5, random(*shape), random(*shape), mean, var)
+        for need_param_grads in (True, False):
+            module.normalize_backward(y, x_hat, inv_std, random(*shape), axes, axes, mean is None, need_param_grads)
+
+
 def _run_activation(module, random):
     for size in (8, module.PARALLEL_SIZE):  # on the calling thread, and split over numba's
         y = module.relu_forward(random(size))
@@ -263,5 +271,5 @@ def _run_optim(module, random):
         module.adam_step(*(random(8) for _ in range(4)), v_max, 0.1, 0.9, 0.999, 1e-8, -1e-3, 0.5, 1.0)
 
 
-_RUN = {"conv": _run_conv, "im2col": _run_im2col, "activation": _run_activation, "pool": _run_pool,
+_RUN = {"conv": _run_conv, "norm": _run_norm, "im2col": _run_im2col, "activation": _run_activation, "pool": _run_pool,
         "matmul": _run_matmul, "optim": _run_optim}
