@@ -1,5 +1,7 @@
 """Helpers for comparing tinynet with PyTorch autograd on the same inputs and weights."""
+import numba
 import numpy as np
+import pytest
 import torch
 
 torch.set_num_threads(1)
@@ -85,3 +87,9 @@ def train_both(model, optimizer, torch_model, torch_optimizer, batches):
         torch_optimizer.step()
         torch_losses.append(loss.item())
     return losses, torch_losses
+
+
+def too_slow_as_python(what):
+    """Skip a test under NUMBA_DISABLE_JIT=1, where every kernel runs as Python: ``what`` it runs
+    (a training run) would take too long that way."""
+    return pytest.mark.skipif(numba.config.DISABLE_JIT, reason=f"NUMBA_DISABLE_JIT=1: {what} as Python")

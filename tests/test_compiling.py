@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -16,6 +17,8 @@ from tinynet import cli, kernels
 from tinynet.kernels import compiling, conv_numba, conv_numpy
 
 KERNELS = Path(compiling.__file__).parent
+# Tests of compiling and caching itself: with NUMBA_DISABLE_JIT=1 there is nothing to compile.
+needs_the_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="NUMBA_DISABLE_JIT=1: nothing is compiled or cached")
 
 
 def test_the_cache_stamp_covers_every_kernel_source(tmp_path):
@@ -34,6 +37,7 @@ def test_every_numba_module_is_in_the_stamped_sources():
     assert numba_modules | {"blas.py", "threads.py"} == set(compiling.SOURCES)
 
 
+@needs_the_jit
 def test_an_edited_callee_in_another_file_is_compiled_again(tmp_path):
     """numba's own cache would load matmul's kernel with the old gemm inside: matmul_numba.py did not change."""
     shutil.copytree(KERNELS.parent, tmp_path / "tinynet", ignore=shutil.ignore_patterns("__pycache__"))
@@ -72,6 +76,7 @@ def nothing_compiled(monkeypatch):
         yield
 
 
+@needs_the_jit
 def test_the_reference_serves_until_the_background_compilation_ends(nothing_compiled, monkeypatch):
     x = np.zeros((1, 1, 4, 4), np.float32)
     started = []
@@ -91,6 +96,7 @@ class _NotStarted:
         pass
 
 
+@needs_the_jit
 def test_the_background_thread_makes_the_kernels_ready(nothing_compiled):
     assert not compiling.ready(np.float64)
     thread = compiling._background
@@ -127,11 +133,18 @@ def test_the_warm_up_command(nothing_compiled):
     assert compiling._compiled == {np.float32, np.float64}
 
 
-# The tests that run under NUMBA_DISABLE_JIT=1: every numba kernel as Python, against the
-# reference and PyTorch (kept small: Python loops are slow).
+# The tests that run under NUMBA_DISABLE_JIT=1: every numba kernel family as Python, against the
+# reference and PyTorch (kept small: Python loops are slow). The layer suite's cases on the numba
+# kernels run Linear (matmul, gemm), ReLU (activation), Conv2d (conv, im2col) and the pools as Python.
+_NUMBA_LAYER_CASES = [f"tests/test_layer_suite.py::test_layer_matches_pytorch[{layer}-numba-float32]"
+                      for layer in ("Linear", "ReLU", "Conv2d", "MaxPool2d", "AvgPool2d")]
 DISABLED_JIT_TESTS = ["tests/test_threads.py",
                       "tests/test_blas.py::test_gemm_equals_numpy_for_c_and_f_ordered_operands",
-                      "tests/test_blas.py::test_gemm_refuses_mismatched_or_strided_arguments"]
+                      "tests/test_blas.py::test_gemm_refuses_mismatched_or_strided_arguments",
+                      *_NUMBA_LAYER_CASES,
+                      "tests/test_layer_suite.py::test_layer_passes_gradcheck[Conv2d-numba]",
+                      "tests/test_layer_suite.py::test_layer_passes_gradcheck[MaxPool2d-numba]",
+                      "tests/test_optim.py::test_adam_loop_and_array_code_give_the_same_bits"]
 
 
 def test_the_kernels_run_as_python_with_the_jit_disabled():

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import too_slow_as_python
 
 import tinynet as tn
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
+@too_slow_as_python("the README's epoch of the CNN over all of MNIST takes about an hour")
 def test_the_python_examples_run(mnist_root, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
     assert len(blocks) == 3

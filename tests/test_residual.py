@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import compare_module, train_both
+from helpers import compare_module, too_slow_as_python, train_both
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,6 +157,7 @@ def test_the_readme_s_composite_module_computes_what_residual_does():
         np.testing.assert_array_equal(ours, theirs)
 
 
+@too_slow_as_python("two epochs of the ResNet example take several minutes")
 def test_the_resnet_example_trains_and_reports_each_epoch(mnist_root):
     script = Path(__file__).resolve().parents[1] / "examples" / "mnist_resnet.py"
     done = subprocess.run([sys.executable, str(script), "--epochs", "2", "--train-samples", "512", "--test-samples", "200",

@@ -69,6 +69,27 @@ def torch_residual_class():
     return _torch_residual
 
 
+# Layers that convert both ways to the class of the same name in the other library, built from the
+# same constructor arguments, read off the layer: name -> the arguments' names (both libraries'
+# spelling). ``from_torch`` checks PyTorch options tinynet lacks before it comes to this table.
+_SAME_ARGUMENTS = {
+    "MaxPool2d": ("kernel_size", "stride", "padding"), "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "AdaptiveAvgPool2d": ("output_size",), "Softmax": ("dim",), "LogSoftmax": ("dim",), "Flatten": (),
+    "ReLU": (), "LeakyReLU": ("negative_slope",), "Sigmoid": (), "Tanh": (), "Dropout": ("p",),
+    "Dropout2d": ("p",), "GELU": ("approximate",), "SiLU": (), "ELU": ("alpha",),
+    "Softplus": ("beta", "threshold"), "Hardtanh": ("min_val", "max_val"), "Identity": (),
+}
+
+
+def _same_arguments_layer(where, path, module, source, target):
+    """``module`` (a layer of library ``source``, tinynet.nn or torch.nn) as the layer of the same
+    name in ``target``, with the same arguments; TypeError unless ``_SAME_ARGUMENTS`` lists it."""
+    name = type(module).__name__
+    if name not in _SAME_ARGUMENTS or getattr(source, name, None) is not type(module):
+        raise _unsupported(where, path, module)
+    return getattr(target, name)(**{argument: getattr(module, argument) for argument in _SAME_ARGUMENTS[name]})
+
+
 # --- tinynet -> PyTorch ------------------------------------------------------------
 
 def _copy_into_torch(torch, torch_module, module):
@@ -107,29 +128,7 @@ def _layer_to_torch(torch, module, path):
                              padding=module.padding, dilation=module.dilation, groups=module.groups,
                              bias=module.bias is not None)
         return _copy_into_torch(torch, converted, module)
-    simple = {
-        nn.MaxPool2d: lambda: t.MaxPool2d(module.kernel_size, module.stride, module.padding),
-        nn.AvgPool2d: lambda: t.AvgPool2d(module.kernel_size, module.stride, module.padding),
-        nn.AdaptiveAvgPool2d: lambda: t.AdaptiveAvgPool2d(module.output_size),
-        nn.ReLU: t.ReLU,
-        nn.LeakyReLU: lambda: t.LeakyReLU(module.negative_slope),
-        nn.Sigmoid: t.Sigmoid,
-        nn.Tanh: t.Tanh,
-        nn.Softmax: lambda: t.Softmax(dim=module.dim),
-        nn.Flatten: t.Flatten,
-        nn.Dropout: lambda: t.Dropout(module.p),
-        nn.Dropout2d: lambda: t.Dropout2d(module.p),
-        nn.LogSoftmax: lambda: t.LogSoftmax(dim=module.dim),
-        nn.GELU: lambda: t.GELU(approximate=module.approximate),
-        nn.SiLU: t.SiLU,
-        nn.ELU: lambda: t.ELU(module.alpha),
-        nn.Softplus: lambda: t.Softplus(module.beta, module.threshold),
-        nn.Hardtanh: lambda: t.Hardtanh(module.min_val, module.max_val),
-        nn.Identity: t.Identity,
-    }
-    if kind not in simple:
-        raise _unsupported("to_torch", path, module)
-    return simple[kind]()
+    return _same_arguments_layer("to_torch", path, module, nn, t)
 
 
 def to_torch(model):
@@ -204,38 +203,16 @@ def _layer_from_torch(torch, module, path):
         return _copy_from_torch(layer, module)
     if kind is t.MaxPool2d:
         _require_defaults(path, module, dilation=1, ceil_mode=False, return_indices=False)
-        return nn.MaxPool2d(module.kernel_size, module.stride, module.padding)
     if kind is t.AvgPool2d:
         _require_defaults(path, module, ceil_mode=False, count_include_pad=True, divisor_override=None)
-        return nn.AvgPool2d(module.kernel_size, module.stride, module.padding)
-    if kind in (t.Softmax, t.LogSoftmax):
-        if module.dim is None:
-            raise _unsupported("from_torch", path, module, "dim=None is not supported; give the dim explicitly")
-        return getattr(nn, kind.__name__)(module.dim)
+    if kind in (t.Softmax, t.LogSoftmax) and module.dim is None:
+        raise _unsupported("from_torch", path, module, "dim=None is not supported; give the dim explicitly")
     if kind is t.Flatten:
         _require_defaults(path, module, start_dim=1, end_dim=-1)
-        return nn.Flatten()
-    if kind is t.AdaptiveAvgPool2d:
-        if module.output_size is None or (isinstance(module.output_size, tuple) and None in module.output_size):
-            raise _unsupported("from_torch", path, module, "an output size of None is not supported; give it in pixels")
-        return nn.AdaptiveAvgPool2d(module.output_size)
-    simple = {
-        t.ReLU: nn.ReLU,
-        t.LeakyReLU: lambda: nn.LeakyReLU(module.negative_slope),
-        t.Sigmoid: nn.Sigmoid,
-        t.Tanh: nn.Tanh,
-        t.Dropout: lambda: nn.Dropout(module.p),
-        t.Dropout2d: lambda: nn.Dropout2d(module.p),
-        t.GELU: lambda: nn.GELU(module.approximate),
-        t.SiLU: nn.SiLU,
-        t.ELU: lambda: nn.ELU(module.alpha),
-        t.Softplus: lambda: nn.Softplus(module.beta, module.threshold),
-        t.Hardtanh: lambda: nn.Hardtanh(module.min_val, module.max_val),
-        t.Identity: nn.Identity,
-    }
-    if kind not in simple:
-        raise _unsupported("from_torch", path, module)
-    return simple[kind]()
+    if kind is t.AdaptiveAvgPool2d and (
+            module.output_size is None or (isinstance(module.output_size, tuple) and None in module.output_size)):
+        raise _unsupported("from_torch", path, module, "an output size of None is not supported; give it in pixels")
+    return _same_arguments_layer("from_torch", path, module, t, nn)
 
 
 def from_torch(module):

@@ -21,6 +21,7 @@ import math
 from ._checks import check_float, check_ndim
 from .backend import check_same_device, get_array_module
 from .functional import losses as F
+from .nn.module import NO_FORWARD
 
 
 class LossNotFiniteError(ValueError):
@@ -41,12 +42,12 @@ class Loss:
     def __init__(self, reduction="mean"):
         F.check_reduction(type(self).__name__, reduction)
         self.reduction = reduction
-        self._cache = None
+        self._cache = NO_FORWARD
 
     def forward(self, output, target):
         """Return the loss as a Python float and remember what ``backward`` needs."""
         name = type(self).__name__
-        self._cache = None  # a failed call must not leave the previous batch's cache behind
+        self._cache = NO_FORWARD  # a failed call must not leave the previous batch's cache behind
         check_same_device(name, input=output, target=target)
         self._check_shapes(output, target)
         if output.size == 0:
@@ -65,12 +66,12 @@ class Loss:
 
     def backward(self):
         """Return d(loss)/d(output) for the last forward call (once per forward call)."""
-        if self._cache is None:
+        if self._cache is NO_FORWARD:
             raise RuntimeError(
                 f"{type(self).__name__}.backward called before a forward call (or twice for one): "
                 "compute loss = loss_fn(output, target) first"
             )
-        cache, self._cache = self._cache, None
+        cache, self._cache = self._cache, NO_FORWARD
         _, backward = self._functions
         return backward(cache)
 

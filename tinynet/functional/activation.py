@@ -2,8 +2,8 @@
 and a backward taking ``(grad_y, cache)`` and returning ``grad_x``.
 
 Each cache is a small named record of what backward reads: the output ``y`` for ReLU, sigmoid,
-tanh and softmax (their derivatives are functions of y), the input ``x`` for leaky ReLU, and
-any hyper-parameter backward needs.
+tanh and softmax (their derivatives are functions of y), the input ``x`` for the others (with
+what forward computed from it that backward can reuse), and any hyper-parameter backward needs.
 """
 import math
 from typing import Any, NamedTuple
@@ -25,6 +25,34 @@ class LeakyReLUCache(NamedTuple):
 class SoftmaxCache(NamedTuple):
     y: Any
     axis: int
+
+
+class GELUCache(NamedTuple):
+    x: Any
+    cdf: Any  # Phi(x), or its tanh approximation
+    approximate: str
+
+
+class SiLUCache(NamedTuple):
+    x: Any
+    sigmoid: Any
+
+
+class ELUCache(NamedTuple):
+    x: Any
+    negative: Any  # alpha * (exp(min(x, 0)) - 1), the negative branch
+    alpha: float
+
+
+class SoftplusCache(NamedTuple):
+    scaled_x: Any  # beta * x
+    threshold: float
+
+
+class HardtanhCache(NamedTuple):
+    x: Any
+    min_val: float
+    max_val: float
 
 
 def relu_forward(x):
@@ -108,14 +136,14 @@ def gelu_forward(x, approximate="none"):
         cdf = half * (one + xp.tanh(inner))
     else:
         cdf = half * (one + kernels.erf(x * x.dtype.type(1 / math.sqrt(2))))
-    return x * cdf, (x, cdf, approximate)
+    return x * cdf, GELUCache(x, cdf, approximate)
 
 
 def gelu_backward(grad_y, cache):
     """Phi(x) + x * Phi'(x), with the derivative of the same approximation."""
-    x, cdf, approximate = cache
+    x, cdf = cache.x, cache.cdf
     xp = get_array_module(x)
-    if approximate == "tanh":
+    if cache.approximate == "tanh":
         k, c = x.dtype.type(math.sqrt(2 / math.pi)), x.dtype.type(0.044715)
         tanh = 2 * cdf - 1
         d_cdf = x.dtype.type(0.5) * (1 - tanh * tanh) * k * (1 + 3 * c * x * x)
@@ -127,11 +155,11 @@ def gelu_backward(grad_y, cache):
 def silu_forward(x):
     """x * sigmoid(x) (the swish), with the stable sigmoid."""
     sigmoid, _ = sigmoid_forward(x)
-    return x * sigmoid, (x, sigmoid)
+    return x * sigmoid, SiLUCache(x, sigmoid)
 
 
 def silu_backward(grad_y, cache):
-    x, sigmoid = cache
+    x, sigmoid = cache.x, cache.sigmoid
     return grad_y * sigmoid * (1 + x * (1 - sigmoid))
 
 
@@ -139,14 +167,14 @@ def elu_forward(x, alpha):
     """x for x > 0, alpha * (exp(x) - 1) otherwise (expm1 of min(x, 0), so exp never overflows)."""
     xp = get_array_module(x)
     negative = x.dtype.type(alpha) * xp.expm1(xp.minimum(x, 0))
-    return xp.where(x > 0, x, negative), (x, negative)
+    return xp.where(x > 0, x, negative), ELUCache(x, negative, alpha)
 
 
-def elu_backward(grad_y, cache, alpha):
+def elu_backward(grad_y, cache):
     """1 for x > 0, alpha * exp(x) = (the negative branch) + alpha otherwise."""
-    x, negative = cache
+    x = cache.x
     xp = get_array_module(x)
-    return grad_y * xp.where(x > 0, x.dtype.type(1), negative + x.dtype.type(alpha))
+    return grad_y * xp.where(x > 0, x.dtype.type(1), cache.negative + x.dtype.type(cache.alpha))
 
 
 def softplus_forward(x, beta, threshold):
@@ -155,21 +183,23 @@ def softplus_forward(x, beta, threshold):
     xp = get_array_module(x)
     bx = x * x.dtype.type(beta)
     soft = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) * x.dtype.type(1 / beta)
-    return xp.where(bx > threshold, x, soft), bx
+    return xp.where(bx > threshold, x, soft), SoftplusCache(bx, threshold)
 
 
-def softplus_backward(grad_y, bx, threshold):
+def softplus_backward(grad_y, cache):
     """sigmoid(beta x), and 1 above the threshold."""
+    bx = cache.scaled_x
     xp = get_array_module(bx)
     sigmoid, _ = sigmoid_forward(bx)
-    return grad_y * xp.where(bx > threshold, bx.dtype.type(1), sigmoid)
+    return grad_y * xp.where(bx > cache.threshold, bx.dtype.type(1), sigmoid)
 
 
 def hardtanh_forward(x, min_val, max_val):
     xp = get_array_module(x)
-    return xp.clip(x, x.dtype.type(min_val), x.dtype.type(max_val)), x
+    return xp.clip(x, x.dtype.type(min_val), x.dtype.type(max_val)), HardtanhCache(x, min_val, max_val)
 
 
-def hardtanh_backward(grad_y, x, min_val, max_val):
+def hardtanh_backward(grad_y, cache):
     """The gradient passes strictly inside (min_val, max_val), as in PyTorch, and is 0 elsewhere."""
-    return grad_y * ((x > min_val) & (x < max_val))
+    x = cache.x
+    return grad_y * ((x > cache.min_val) & (x < cache.max_val))

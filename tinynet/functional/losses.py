@@ -2,13 +2,17 @@
 
 Each ``*_forward(output, target, reduction)`` returns ``(value, cache)``: the
 loss as a 0-d array (or array scalar) in the output's dtype, and what the
-backward needs. Each ``*_backward(cache)`` returns d(loss)/d(output), an array
-of the output's shape and dtype. ``reduction`` is ``"mean"`` (divide by the
+backward needs, a small named record per loss (``scale`` in each is the factor
+the reduction multiplies the sum by). Each ``*_backward(cache)`` returns
+d(loss)/d(output), an array of the output's shape and dtype: the loss starts the
+backward pass, so there is no incoming gradient. ``reduction`` is ``"mean"`` (divide by the
 number of terms, as PyTorch does) or ``"sum"``.
 
 These functions trust their inputs; ``tinynet.losses`` checks shapes, dtypes
 and ranges before calling them.
 """
+from typing import Any, NamedTuple, Tuple
+
 import numpy as np
 
 from ..backend import get_array_module
@@ -34,6 +38,12 @@ def _reduction_scale(reduction, count):
 
 
 # --- mean squared error ------------------------------------------------------
+class MSELossCache(NamedTuple):
+    diff: Any  # (output - target), flattened
+    shape: Tuple[int, ...]  # the output's
+    scale: float
+
+
 def mse_loss_forward(output, target, reduction="mean"):
     """sum((output - target)**2) * scale, scale = 1/numel for "mean".
 
@@ -44,16 +54,24 @@ def mse_loss_forward(output, target, reduction="mean"):
     scale = _reduction_scale(reduction, diff.size)
     # One BLAS dot product: squares and sums without a temporary array.
     value = xp.dot(diff, diff) * output.dtype.type(scale)
-    return value, (diff, output.shape, scale)
+    return value, MSELossCache(diff, output.shape, scale)
 
 
 def mse_loss_backward(cache):
     """d/d(output) = 2 * (output - target) * scale."""
-    diff, shape, scale = cache
-    return (diff * (2.0 * scale)).reshape(shape)
+    return (cache.diff * (2.0 * cache.scale)).reshape(cache.shape)
 
 
 # --- cross-entropy -----------------------------------------------------------
+class CrossEntropyCache(NamedTuple):
+    exp: Any  # exp(logits - row max), (N, C)
+    sum_exp: Any  # its row sums, (N,)
+    rows: Any  # arange(N)
+    target: Any
+    scale: float
+    label_smoothing: float
+
+
 def cross_entropy_forward(logits, target, reduction="mean", label_smoothing=0.0):
     """Cross-entropy of softmax(logits) against integer class labels.
 
@@ -78,17 +96,25 @@ def cross_entropy_forward(logits, target, reduction="mean", label_smoothing=0.0)
     exp = xp.exp(shifted, out=shifted)      # shifted is no longer needed: reuse its memory
     sum_exp = exp.sum(axis=1)               # >= 1, so its log is finite
     value = (xp.log(sum_exp).sum() - picked.sum()) * logits.dtype.type(scale)
-    return value, (exp, sum_exp, rows, target, scale, smoothing)
+    return value, CrossEntropyCache(exp, sum_exp, rows, target, scale, smoothing)
 
 
 def cross_entropy_backward(cache):
     """d/d(logits) = (softmax(logits) - smoothed one_hot(target)) * scale."""
-    exp, sum_exp, rows, target, scale, smoothing = cache
-    grad = exp * (scale / sum_exp)[:, None]  # softmax * scale, one pass over (N, C)
+    scale, smoothing = cache.scale, cache.label_smoothing
+    grad = cache.exp * (scale / cache.sum_exp)[:, None]  # softmax * scale, one pass over (N, C)
     if smoothing:
         grad -= grad.dtype.type(scale * smoothing / grad.shape[1])
-    grad[rows, target] -= grad.dtype.type(scale * (1 - smoothing))
+    grad[cache.rows, cache.target] -= grad.dtype.type(scale * (1 - smoothing))
     return grad
+
+
+class NLLLossCache(NamedTuple):
+    shape: Tuple[int, ...]  # the log-probabilities'
+    dtype: Any
+    rows: Any  # arange(N)
+    target: Any
+    scale: float
 
 
 def nll_loss_forward(log_probs, target, reduction="mean"):
@@ -99,19 +125,24 @@ def nll_loss_forward(log_probs, target, reduction="mean"):
     xp = get_array_module(log_probs)
     rows = xp.arange(log_probs.shape[0])
     scale = _reduction_scale(reduction, log_probs.shape[0])
-    return -log_probs[rows, target].sum() * log_probs.dtype.type(scale), (log_probs.shape, log_probs.dtype, rows, target, scale)
+    value = -log_probs[rows, target].sum() * log_probs.dtype.type(scale)
+    return value, NLLLossCache(log_probs.shape, log_probs.dtype, rows, target, scale)
 
 
 def nll_loss_backward(cache):
     """-scale at each sample's target class, 0 elsewhere."""
-    shape, dtype, rows, target, scale = cache
-    xp = get_array_module(target)
-    grad = xp.zeros(shape, dtype=dtype)
-    grad[rows, target] = -scale
+    grad = get_array_module(cache.target).zeros(cache.shape, dtype=cache.dtype)
+    grad[cache.rows, cache.target] = -cache.scale
     return grad
 
 
 # --- Huber and smooth L1 -------------------------------------------------------
+class HuberLossCache(NamedTuple):
+    diff: Any  # output - target
+    delta: float
+    scale: float  # the reduction's, times the factor
+
+
 def huber_loss_forward(output, target, reduction="mean", delta=1.0, factor=1.0):
     """factor * (0.5 * d**2 where |d| <= delta, else delta * (|d| - 0.5 * delta)), d = output - target.
 
@@ -129,18 +160,24 @@ def huber_loss_forward(output, target, reduction="mean", delta=1.0, factor=1.0):
     else:
         quadratic = xp.minimum(abs_diff, output.dtype.type(delta))
         total = (quadratic * quadratic * output.dtype.type(0.5) + output.dtype.type(delta) * (abs_diff - quadratic)).sum()
-    return total * output.dtype.type(scale), (diff, delta, scale)
+    return total * output.dtype.type(scale), HuberLossCache(diff, delta, scale)
 
 
 def huber_loss_backward(cache):
     """d clipped to [-delta, delta] (its sign for delta = 0), times the scale."""
-    diff, delta, scale = cache
+    diff, delta = cache.diff, cache.delta
     xp = get_array_module(diff)
     clipped = xp.sign(diff) if delta == 0 else xp.clip(diff, -diff.dtype.type(delta), diff.dtype.type(delta))
-    return clipped * diff.dtype.type(scale)
+    return clipped * diff.dtype.type(cache.scale)
 
 
 # --- binary cross-entropy ----------------------------------------------------
+class BCELossCache(NamedTuple):
+    probs: Any
+    target: Any
+    scale: float
+
+
 def bce_loss_forward(probs, target, reduction="mean"):
     """-(t * log(p) + (1 - t) * log(1 - p)), each log clamped at -100 as in PyTorch.
 
@@ -153,14 +190,21 @@ def bce_loss_forward(probs, target, reduction="mean"):
     scale = _reduction_scale(reduction, probs.size)
     # t * log_p + (1 - t) * log_1mp, rearranged to save one multiplication.
     total = (log_1mp + target * (log_p - log_1mp)).sum()
-    return -total * probs.dtype.type(scale), (probs, target, scale)
+    return -total * probs.dtype.type(scale), BCELossCache(probs, target, scale)
 
 
 def bce_loss_backward(cache):
     """d/d(p) = (p - t) / max(p * (1 - p), 1e-12) * scale (PyTorch's formula, finite at p = 0 or 1)."""
-    probs, target, scale = cache
+    probs = cache.probs
     xp = get_array_module(probs)
-    return (probs - target) * scale / xp.maximum(probs * (1 - probs), _BCE_GRAD_EPS)
+    return (probs - cache.target) * cache.scale / xp.maximum(probs * (1 - probs), _BCE_GRAD_EPS)
+
+
+class BCEWithLogitsCache(NamedTuple):
+    logits: Any
+    target: Any
+    exp_neg_abs: Any  # exp(-|logits|)
+    scale: float
 
 
 def bce_with_logits_forward(logits, target, reduction="mean"):
@@ -175,13 +219,13 @@ def bce_with_logits_forward(logits, target, reduction="mean"):
     e = xp.exp(-xp.abs(logits))
     scale = _reduction_scale(reduction, logits.size)
     total = (xp.maximum(logits, 0) - logits * target + xp.log1p(e)).sum()
-    return total * logits.dtype.type(scale), (logits, target, e, scale)
+    return total * logits.dtype.type(scale), BCEWithLogitsCache(logits, target, e, scale)
 
 
 def bce_with_logits_backward(cache):
     """d/d(x) = (sigmoid(x) - t) * scale, with sigmoid(x) = 1/(1+e) for x >= 0 and e/(1+e) otherwise."""
-    logits, target, e, scale = cache
+    logits, e = cache.logits, cache.exp_neg_abs
     xp = get_array_module(logits)
     inverse = 1 / (1 + e)
     sigmoid = xp.where(logits >= 0, inverse, e * inverse)
-    return (sigmoid - target) * scale
+    return (sigmoid - cache.target) * cache.scale

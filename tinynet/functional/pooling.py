@@ -25,6 +25,11 @@ class AvgPool2dCache(NamedTuple):
     padding: Tuple[int, int]
 
 
+class AdaptiveAvgPool2dCache(NamedTuple):
+    x_shape: Tuple[int, ...]
+    output_size: Tuple[int, int]
+
+
 def max_pool2d_forward(x, kernel_size, stride, padding, save_indices=True):
     """Each output is its window's maximum. With ``save_indices`` (training) the cache keeps which
     input that was (the first maximum in row-major order on a tie, as in PyTorch), so backward
@@ -54,7 +59,7 @@ def avg_pool2d_forward(x, kernel_size, stride, padding):
 
 def avg_pool2d_backward(grad_y, cache):
     """Each input receives grad_y / (KH*KW) from every window that contains it."""
-    return kernels.avg_pool2d_backward(grad_y, *cache)
+    return kernels.avg_pool2d_backward(grad_y, cache.x_shape, cache.kernel_size, cache.stride, cache.padding)
 
 
 def adaptive_bins(size, out_size):
@@ -73,17 +78,17 @@ def adaptive_avg_pool2d_forward(x, output_size):
     n, c, h, w = x.shape
     out_h, out_w = output_size
     if (out_h, out_w) == (1, 1):  # the global average pool, in one pass
-        return x.mean(axis=(2, 3), keepdims=True), (x.shape, output_size)
+        return x.mean(axis=(2, 3), keepdims=True), AdaptiveAvgPool2dCache(x.shape, output_size)
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     for i, (top, bottom) in enumerate(adaptive_bins(h, out_h)):
         for j, (left, right) in enumerate(adaptive_bins(w, out_w)):
             y[:, :, i, j] = x[:, :, top:bottom, left:right].mean(axis=(2, 3))
-    return y, (x.shape, output_size)
+    return y, AdaptiveAvgPool2dCache(x.shape, output_size)
 
 
 def adaptive_avg_pool2d_backward(grad_y, cache):
     """Each input receives grad_y / (window area) from every window that contains it."""
-    x_shape, (out_h, out_w) = cache
+    x_shape, (out_h, out_w) = cache.x_shape, cache.output_size
     xp = get_array_module(grad_y)
     _, _, h, w = x_shape
     if (out_h, out_w) == (1, 1):

@@ -149,7 +149,7 @@ class ELU(Module):
         return y
 
     def backward(self, grad_out):
-        return F.elu_backward(grad_out, self._pop_cache(grad_out), self.alpha)
+        return F.elu_backward(grad_out, self._pop_cache(grad_out))
 
     def extra_repr(self):
         return f"alpha={self.alpha}"
@@ -170,7 +170,7 @@ class Softplus(Module):
         return y
 
     def backward(self, grad_out):
-        return F.softplus_backward(grad_out, self._pop_cache(grad_out), self.threshold)
+        return F.softplus_backward(grad_out, self._pop_cache(grad_out))
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"
@@ -191,7 +191,7 @@ class Hardtanh(Module):
         return y
 
     def backward(self, grad_out):
-        return F.hardtanh_backward(grad_out, self._pop_cache(grad_out), self.min_val, self.max_val)
+        return F.hardtanh_backward(grad_out, self._pop_cache(grad_out))
 
     def extra_repr(self):
         return f"min_val={self.min_val}, max_val={self.max_val}"

@@ -6,10 +6,11 @@ from .._checks import check_float, check_ndim, float_dtype, int_pair, positive_i
 from ..backend import check_same_device
 from ..functional.conv import conv2d_backward, conv2d_forward
 from ..kernels import output_hw
-from .module import Module, Parameter
+from .module import Parameter
+from .weighted import WeightedLayer
 
 
-class Conv2d(Module):
+class Conv2d(WeightedLayer):
     """2-D cross-correlation over an (N, C, H, W) batch, computed as im2col and one matrix product.
 
     ``y[n, o] = bias[o] + sum over c in o's group, i, j of
@@ -45,6 +46,8 @@ class Conv2d(Module):
         conv = Conv2d(1, 8, 3, padding=1)
         y = conv(np.zeros((60, 1, 28, 28), np.float32))   # (60, 8, 28, 28)
     """
+
+    _functional_backward = staticmethod(conv2d_backward)  # used by WeightedLayer.backward
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, dtype=np.float32, rng=None):
@@ -103,16 +106,6 @@ class Conv2d(Module):
         """Bytes of one sample's im2col columns: (C*KH*KW) rows by (OH*OW) output positions."""
         out_h, out_w = output_hw(x.shape, self.kernel_size, self.stride, self.padding, self.dilation)
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1] * out_h * out_w * x.itemsize
-
-    def backward(self, grad_out, need_input_grad=True):
-        grad_x, grad_w, grad_b = conv2d_backward(grad_out, self._pop_cache(grad_out), self.bias is not None, need_input_grad)
-        self.weight.accumulate_grad(grad_w)
-        if self.bias is not None:
-            self.bias.accumulate_grad(grad_b)
-        return grad_x
-
-    def backward_parameters(self, grad_out):
-        self.backward(grad_out, need_input_grad=False)
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -5,10 +5,11 @@ from .. import init
 from .._checks import check_float, check_ndim, check_size, float_dtype, positive_int
 from ..backend import check_same_device
 from ..functional.linear import linear_backward, linear_forward
-from .module import Module, Parameter
+from .module import Parameter
+from .weighted import WeightedLayer
 
 
-class Linear(Module):
+class Linear(WeightedLayer):
     """y = x @ weight.T + bias.
 
     Args:
@@ -28,6 +29,8 @@ class Linear(Module):
         y = layer(np.zeros((16, 784), np.float32))   # (16, 10)
     """
 
+    _functional_backward = staticmethod(linear_backward)  # used by WeightedLayer.backward
+
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         super().__init__()
         self.in_features = positive_int("Linear", "in_features", in_features)
@@ -44,16 +47,6 @@ class Linear(Module):
         check_same_device("Linear", input=x, weight=self.weight.data)
         y, self._cache = linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
         return y
-
-    def backward(self, grad_out, need_input_grad=True):
-        grad_x, grad_w, grad_b = linear_backward(grad_out, self._pop_cache(grad_out), self.bias is not None, need_input_grad)
-        self.weight.accumulate_grad(grad_w)
-        if self.bias is not None:
-            self.bias.accumulate_grad(grad_b)
-        return grad_x
-
-    def backward_parameters(self, grad_out):
-        self.backward(grad_out, need_input_grad=False)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
