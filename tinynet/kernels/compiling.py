@@ -266,9 +266,10 @@ def _run_matmul(module, random):
 
 def _run_optim(module, random):
     module.axpby(0.5, random(8), 2.0, random(8))
-    for v_max in (None, random(8)):  # with and without amsgrad
-        module.adam_step(*(random(8) for _ in range(4)), v_max, 0.0, 0.9, 0.999, 1e-8, -1e-3, 0.5, 1.0)
-        module.adam_step(*(random(8) for _ in range(4)), v_max, 0.1, 0.9, 0.999, 1e-8, -1e-3, 0.5, 1.0)
+    for v_max in (None, random(8) ** 2):  # with and without amsgrad; second moments are >= 0
+        for decay in (0.0, 0.1):
+            module.adam_step(random(8), random(8), random(8), random(8) ** 2, v_max, decay, 0.9, 0.999, 1e-8, -1e-3,
+                             0.5, 1.0)
 
 
 _RUN = {"conv": _run_conv, "norm": _run_norm, "im2col": _run_im2col, "activation": _run_activation, "pool": _run_pool,
