@@ -17,6 +17,7 @@ from tinynet import cli, kernels
 from tinynet.kernels import compiling, conv_numba, conv_numpy
 
 KERNELS = Path(compiling.__file__).parent
+_CACHE_MARKER = compiling._marker  # the real one: the tests below replace it
 # Tests of compiling and caching itself: with NUMBA_DISABLE_JIT=1 there is nothing to compile.
 needs_the_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="NUMBA_DISABLE_JIT=1: nothing is compiled or cached")
 
@@ -69,63 +70,97 @@ def test_an_edited_callee_in_another_file_is_compiled_again(tmp_path):
 def nothing_compiled(monkeypatch):
     """The compilation state of a new process with an empty cache (the kernels stay compiled in this one)."""
     monkeypatch.setattr(compiling, "_compiled", set())
-    monkeypatch.setattr(compiling, "_queued", [])
-    monkeypatch.setattr(compiling, "_background", None)
+    monkeypatch.setattr(compiling, "_compilers", {})
     monkeypatch.setattr(compiling, "_marker", lambda dtype: None)
     with kernels.use("numba"):  # these tests are about the numba kernels, whatever TINYNET_KERNELS says
         yield
 
 
-@needs_the_jit
-def test_the_reference_serves_until_the_background_compilation_ends(nothing_compiled, monkeypatch):
-    x = np.zeros((1, 1, 4, 4), np.float32)
+class _FakeCompiler:
+    """Stands in for ``Popen``: a compiling process that ends when told to (``wait``)."""
     started = []
-    monkeypatch.setattr(compiling.threading, "Thread", lambda **kwargs: started.append(kwargs) or _NotStarted())
-    assert kernels._implementation("conv", x) is conv_numpy
-    assert kernels._implementation("conv", x) is conv_numpy
-    assert len(started) == 1 and compiling._queued == [np.float32]  # one compilation, started by the first ask
-    compiling._compile_queued()  # what the thread runs
-    assert compiling._background is None and compiling._compiled == {np.float32}
-    assert kernels._implementation("conv", x) is conv_numba
-    assert kernels._implementation("conv", x.astype(np.float64)) is conv_numpy  # float64's compilation starts
-    assert kernels._implementation("conv", x) is conv_numpy  # and no numba kernel runs while it is under way
+
+    def __init__(self, command, **options):
+        self.command, self.returncode = command, None
+        _FakeCompiler.started.append(self)
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self):
+        self.returncode = 0
+        return 0
 
 
-class _NotStarted:
-    def start(self):
-        pass
+@pytest.fixture
+def fake_compilers(monkeypatch):
+    monkeypatch.setattr(compiling, "Popen", _FakeCompiler)
+    monkeypatch.setattr(_FakeCompiler, "started", [])
+    return _FakeCompiler.started
 
 
 @needs_the_jit
-def test_the_background_thread_makes_the_kernels_ready(nothing_compiled):
+def test_the_reference_serves_until_the_compiling_process_ends(nothing_compiled, fake_compilers, capsys):
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    assert kernels._implementation("conv", x) is conv_numpy
+    assert kernels._implementation("conv", x) is conv_numpy
+    assert len(fake_compilers) == 1  # one process, started by the first ask
+    assert fake_compilers[0].command[-1].endswith("compiling._compile('float32')")
+    assert capsys.readouterr().err == ("tinynet: compiling CPU kernels for float32 in the background, first run only; "
+                                       "the NumPy reference kernels run meanwhile\n")
+    fake_compilers[0].wait()  # the process ends: numba's kernels serve from the next ask on
+    assert kernels._implementation("conv", x) is conv_numba
+    assert compiling._compilers == {} and compiling._compiled == {np.float32}
+    assert kernels._implementation("conv", x.astype(np.float64)) is conv_numpy  # float64's compilation starts
+    assert kernels._implementation("conv", x) is conv_numba  # while float32's kernels keep serving
+    assert len(fake_compilers) == 2 and fake_compilers[1].command[-1].endswith("compiling._compile('float64')")
+    assert capsys.readouterr().err.count("compiling CPU kernels for float64") == 1
+
+
+def test_the_end_of_the_process_waits_for_the_compilations(fake_compilers):
+    running = [_FakeCompiler(["python"]), _FakeCompiler(["python"])]
+    compiling._compilers.update(enumerate(running))
+    try:
+        compiling._wait_for_compilers()
+    finally:
+        compiling._compilers.clear()
+    assert [compiler.returncode for compiler in running] == [0, 0]
+
+
+@needs_the_jit
+def test_without_a_python_to_start_numba_compiles_in_this_process(nothing_compiled, monkeypatch, capsys):
+    def no_python(command, **options):
+        raise FileNotFoundError(command[0])
+
+    monkeypatch.setattr(compiling, "Popen", no_python)
+    assert compiling.ready(np.float32)
+    assert compiling._compiled == {np.float32} and capsys.readouterr().err == ""
+
+
+@needs_the_jit
+def test_the_compiling_process_fills_this_package_cache(nothing_compiled, monkeypatch):
+    """A real process: it imports this tinynet (the same sys.path) and marks numba's cache of these kernels."""
+    marker = Path(_CACHE_MARKER(np.float64))
+    marker.unlink(missing_ok=True)  # written again by the process, from the kernels already in the cache
     assert not compiling.ready(np.float64)
-    thread = compiling._background
-    assert thread is not None and thread.name == "tinynet-compile"
-    thread.join(timeout=600)
-    assert compiling.ready(np.float64)
+    process = compiling._compilers[np.float64]
+    assert process.wait(timeout=600) == 0
+    assert compiling.ready(np.float64) and compiling._compiled == {np.float64}
+    assert marker.exists()
 
 
 def test_kernels_in_the_cache_serve_from_the_first_ask(nothing_compiled, monkeypatch, tmp_path):
     (tmp_path / "float32.compiled").touch()
     monkeypatch.setattr(compiling, "_marker", lambda dtype: str(tmp_path / f"{np.dtype(dtype).name}.compiled"))
     assert compiling.ready(np.float32)
-    assert compiling._background is None and compiling._compiled == {np.float32}
-
-
-def test_the_first_compilation_says_so_once(nothing_compiled, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(compiling, "_marker", lambda dtype: str(tmp_path / f"{np.dtype(dtype).name}.compiled"))
-    compiling._compile(np.float32, announce=True)
-    assert capsys.readouterr().err == ("tinynet: compiling CPU kernels for float32, first run only; the NumPy "
-                                       "reference kernels run meanwhile\n")
-    compiling._compile(np.float32, announce=True)
-    assert capsys.readouterr().err == ""
+    assert compiling._compilers == {} and compiling._compiled == {np.float32}
 
 
 def test_warm_up_makes_the_dispatcher_use_numba_at_once(nothing_compiled):
     x = np.zeros((1, 1, 4, 4), np.float64)
     kernels.warm_up([np.float64])
     assert kernels._implementation("conv", x) is conv_numba
-    assert compiling._background is None
+    assert compiling._compilers == {}
 
 
 def test_the_warm_up_command(nothing_compiled):

@@ -12,15 +12,16 @@ here make that first process and that cache behave:
   version and code-generation settings, so any edit to them makes numba compile again.
 * ``ready(dtype)``: asked by the dispatcher (``tinynet.kernels._implementation``) before each
   numba call. When numba's cache holds the kernels for that dtype, it answers True at once (each
-  kernel is loaded at its first call, as numba does). Otherwise it starts compiling them in a
-  background thread and prints one line, "tinynet: compiling CPU kernels ..., first run only"; until they
-  are all ready, the NumPy reference kernels serve (their results agree to rounding, see
-  ``tinynet.kernels``). So a first training step is never blocked by compilation, and a progress
+  kernel is loaded at its first call, as numba does). Otherwise it starts a Python process that
+  compiles them into numba's cache, and prints one line, "tinynet: compiling CPU kernels ...
+  in the background, first run only"; until that process ends, the NumPy reference kernels
+  serve (their results agree to rounding, see ``tinynet.kernels``), then numba's kernels load
+  from the cache. So a first training step is never blocked by compilation, and a progress
   bar's time estimate never counts it; but such a first run is not repeatable bit for bit (how
   many steps the reference takes depends on the machine): call ``warm_up()`` first for that.
-  numba kernels run only while no compilation is under way: numba's simplest threading layer
-  (workqueue) aborts when two threads launch parallel kernels at once. A process that ends
-  before the compilation waits for it, so that the next one finds the kernels in the cache.
+  A process, not a thread: numba's compiler is Python code and would hold the GIL, which every
+  NumPy call of the training steps needs back. A process that ends before the compilation
+  waits for it, so that the next one finds the kernels in the cache.
 * ``warm_up()``: compiles (or loads) every kernel for float32 and float64 in the calling
   thread and returns when they are ready: for container images, CI, benchmarks and tests.
   ``python -m tinynet warm-up`` runs it.
@@ -28,11 +29,13 @@ here make that first process and that cache behave:
 With ``NUMBA_DISABLE_JIT=1`` nothing is compiled: ``jit`` returns the plain Python function,
 every kernel runs as Python (``blas.gemm`` multiplies with NumPy), and ``ready`` is always True.
 """
+import atexit
 import hashlib
 import importlib
 import os
 import sys
 import threading
+from subprocess import DEVNULL, Popen
 
 import numpy as np
 
@@ -122,46 +125,59 @@ def jit(**options):
 
 
 # --- compiling ahead, and in the background ----------------------------------------------------
-_compiled = set()        # dtypes whose kernels are all compiled (or loaded)
-_queued = []             # dtypes waiting for the background thread, the one it compiles first
-_background = None       # the thread compiling them, or None
-_queue_lock = threading.Lock()
-_compile_lock = threading.Lock()  # one compilation (and warm-up run of the kernels) at a time
+_compiled = set()   # dtypes whose kernels are all compiled (or in numba's cache): the dispatcher may run them
+_compilers = {}     # dtype -> the process compiling its kernels into numba's cache
+_lock = threading.Lock()
 
 
 def ready(dtype):
     """Whether the numba kernels for ``dtype`` (float32 or float64) may run now. The first ask
-    starts compiling them in the background; False until they are all compiled and no other
-    compilation is under way."""
-    global _background
-    if _background is None and dtype in _compiled:
+    starts a process that compiles them into numba's on-disk cache; False until it has ended."""
+    if dtype in _compiled:
         return True
-    if _background is None and (_jit_disabled() or os.path.exists(_marker(dtype) or "")):
-        _compiled.add(dtype)  # numba's cache holds them all: each loads at its first call, and the run is repeatable
+    with _lock:
+        if dtype in _compiled:
+            return True
+        if _jit_disabled() or os.path.exists(_marker(dtype) or ""):
+            _compiled.add(dtype)  # numba's cache holds them all: each loads at its first call, and the run is repeatable
+            return True
+        compiler = _compilers.get(dtype)
+        if compiler is None:
+            try:
+                _compilers[dtype] = _start_compiler(dtype)
+            except OSError:  # no Python to start (an embedded interpreter): numba compiles here, at each first call
+                _compiled.add(dtype)
+                return True
+            return False
+        if compiler.poll() is None:
+            return False
+        # Ended: the kernels load from numba's cache at their first call here. Had the process
+        # failed, they compile here instead, and any error is raised in the caller.
+        del _compilers[dtype]
+        _compiled.add(dtype)
         return True
-    with _queue_lock:
-        if dtype not in _compiled and dtype not in _queued:
-            _queued.append(dtype)
-            if _background is None:
-                _background = threading.Thread(target=_compile_queued, name="tinynet-compile")
-                _background.start()
-    return False
 
 
-def _compile_queued():
-    global _background
-    while True:
-        with _queue_lock:
-            if not _queued:
-                _background = None
-                return
-            dtype = _queued[0]
-        try:
-            _compile(dtype, announce=True)
-        except Exception:  # the dispatcher then calls the kernel, which raises the error in the caller
-            pass
-        with _queue_lock:
-            _compiled.add(_queued.pop(0))
+def _start_compiler(dtype):
+    """A new Python process running ``_compile(dtype)`` on this tinynet package, announced on stderr."""
+    name = np.dtype(dtype).name
+    # The child imports exactly what this process would (the same sys.path, so the same tinynet), and
+    # runs at the lowest priority: at the same priority it took a core from the reference kernels'
+    # multi-threaded BLAS, whose threads then waited for each other (see benchmarks/HISTORY.md).
+    code = (f"import os, sys; hasattr(os, 'nice') and os.nice(19); sys.path[:] = {sys.path!r}; "
+            f"from {__package__} import compiling; compiling._compile({name!r})")
+    compiler = Popen([sys.executable or "python", "-c", code], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+    if not _compilers:
+        atexit.register(_wait_for_compilers)
+    print(f"tinynet: compiling CPU kernels for {name} in the background, first run only; the NumPy reference "
+          f"kernels run meanwhile", file=sys.stderr, flush=True)
+    return compiler
+
+
+def _wait_for_compilers():
+    """At exit: let the compilations finish, so that the next process finds the kernels in the cache."""
+    for compiler in list(_compilers.values()):
+        compiler.wait()
 
 
 def warm_up(dtypes=(np.float32, np.float64), families=FAMILIES):
@@ -177,7 +193,7 @@ def warm_up(dtypes=(np.float32, np.float64), families=FAMILIES):
     for dtype in dtypes:
         dtype = np.dtype(dtype).type
         if not _jit_disabled():
-            _compile(dtype, families, announce=False)
+            _compile(dtype, families)
         _compiled.add(dtype)
 
 
@@ -189,25 +205,22 @@ def _marker(dtype):
     return os.path.join(_cache_folder, f"tinynet-kernels-{_stamp[:16]}-{np.dtype(dtype).name}.compiled")
 
 
-def _compile(dtype, families=FAMILIES, announce=False):
+def _compile(dtype, families=FAMILIES):
     """Run every kernel of ``families`` once on small arrays of ``dtype`` (compiling what numba's
-    cache lacks); with ``announce``, say so on stderr first if the cache lacks them."""
-    with _compile_lock:
-        modules = {}
-        for family in families:
-            try:
-                modules[family] = importlib.import_module(f"{__package__}.{family}_numba")
-            except ImportError:  # the dispatcher warns about it and uses the reference
-                pass
-        marker = _marker(dtype)
-        if announce and (marker is None or not os.path.exists(marker)):
-            print(f"tinynet: compiling CPU kernels for {np.dtype(dtype).name}, first run only; the NumPy reference "
-                  f"kernels run meanwhile", file=sys.stderr, flush=True)
-        rng = np.random.default_rng(0)
-        for family, module in modules.items():
-            _RUN[family](module, lambda *shape: rng.standard_normal(shape).astype(dtype))
-        if marker is not None and set(families) == set(FAMILIES):
-            open(marker, "a").close()
+    cache lacks), then mark the cache as holding them all."""
+    dtype = np.dtype(dtype).type
+    modules = {}
+    for family in families:
+        try:
+            modules[family] = importlib.import_module(f"{__package__}.{family}_numba")
+        except ImportError:  # the dispatcher warns about it and uses the reference
+            pass
+    rng = np.random.default_rng(0)
+    for family, module in modules.items():
+        _RUN[family](module, lambda *shape: rng.standard_normal(shape).astype(dtype))
+    marker = _marker(dtype)
+    if marker is not None and set(families) == set(FAMILIES):
+        open(marker, "a").close()
 
 
 # Each family's kernels, called on arrays that take every compiled path (``random(*shape)`` makes one).
