@@ -106,6 +106,7 @@ def test_the_reference_serves_until_the_compiling_process_ends(nothing_compiled,
     assert kernels._implementation("conv", x) is conv_numpy
     assert len(fake_compilers) == 1  # one process, started by the first ask
     assert fake_compilers[0].command[-1].endswith("compiling._compile('float32')")
+    assert "os.nice(19)" in fake_compilers[0].command[-1]  # the lowest priority: the training keeps its cores
     assert capsys.readouterr().err == ("tinynet: compiling CPU kernels for float32 in the background, first run only; "
                                        "the NumPy reference kernels run meanwhile\n")
     fake_compilers[0].wait()  # the process ends: numba's kernels serve from the next ask on
@@ -161,6 +162,20 @@ def test_warm_up_makes_the_dispatcher_use_numba_at_once(nothing_compiled):
     kernels.warm_up([np.float64])
     assert kernels._implementation("conv", x) is conv_numba
     assert compiling._compilers == {}
+
+
+@needs_the_jit
+def test_warm_up_compiles_a_second_missing_dtype_in_a_process_beside_it(nothing_compiled, fake_compilers, monkeypatch,
+                                                                        tmp_path, capsys):
+    monkeypatch.setattr(compiling, "_marker", lambda dtype: str(tmp_path / f"{np.dtype(dtype).name}.compiled"))
+    kernels.warm_up()
+    assert len(fake_compilers) == 1 and fake_compilers[0].returncode == 0  # started, then waited for
+    code = fake_compilers[0].command[-1]
+    assert code.endswith("compiling._compile('float64')") and "nice" not in code  # at full speed, not in the background
+    assert compiling._compiled == {np.float32, np.float64} and compiling._compilers == {}
+    assert capsys.readouterr().err == ""
+    kernels.warm_up()  # both are in the cache now (the markers are written): no process
+    assert len(fake_compilers) == 1
 
 
 def test_the_warm_up_command(nothing_compiled):

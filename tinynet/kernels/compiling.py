@@ -22,8 +22,9 @@ here make that first process and that cache behave:
   A process, not a thread: numba's compiler is Python code and would hold the GIL, which every
   NumPy call of the training steps needs back. A process that ends before the compilation
   waits for it, so that the next one finds the kernels in the cache.
-* ``warm_up()``: compiles (or loads) every kernel for float32 and float64 in the calling
-  thread and returns when they are ready: for container images, CI, benchmarks and tests.
+* ``warm_up()``: compiles (or loads) every kernel for float32 and float64, side by side (float64
+  in a process of its own), and returns when they are ready: for container images, CI, benchmarks
+  and tests.
   ``python -m tinynet warm-up`` runs it.
 
 With ``NUMBA_DISABLE_JIT=1`` nothing is compiled: ``jit`` returns the plain Python function,
@@ -158,19 +159,23 @@ def ready(dtype):
         return True
 
 
-def _start_compiler(dtype):
-    """A new Python process running ``_compile(dtype)`` on this tinynet package, announced on stderr."""
+def _start_compiler(dtype, background=True):
+    """A new Python process running ``_compile(dtype)`` on this tinynet package. In the
+    ``background`` (of a training run): announced on stderr, at the lowest priority, waited for at exit."""
     name = np.dtype(dtype).name
-    # The child imports exactly what this process would (the same sys.path, so the same tinynet), and
-    # runs at the lowest priority: at the same priority it took a core from the reference kernels'
-    # multi-threaded BLAS, whose threads then waited for each other (see benchmarks/HISTORY.md).
-    code = (f"import os, sys; hasattr(os, 'nice') and os.nice(19); sys.path[:] = {sys.path!r}; "
+    # The child imports exactly what this process would (the same sys.path, so the same tinynet). In
+    # the background it runs at the lowest priority: at the same priority it took a core from the
+    # reference kernels' multi-threaded BLAS, whose threads then waited for each other (see
+    # benchmarks/HISTORY.md).
+    nice = "hasattr(os, 'nice') and os.nice(19); " if background else ""
+    code = (f"import os, sys; {nice}sys.path[:] = {sys.path!r}; "
             f"from {__package__} import compiling; compiling._compile({name!r})")
     compiler = Popen([sys.executable or "python", "-c", code], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
-    if not _compilers:
-        atexit.register(_wait_for_compilers)
-    print(f"tinynet: compiling CPU kernels for {name} in the background, first run only; the NumPy reference "
-          f"kernels run meanwhile", file=sys.stderr, flush=True)
+    if background:
+        if not _compilers:
+            atexit.register(_wait_for_compilers)
+        print(f"tinynet: compiling CPU kernels for {name} in the background, first run only; the NumPy reference "
+              f"kernels run meanwhile", file=sys.stderr, flush=True)
     return compiler
 
 
@@ -181,20 +186,28 @@ def _wait_for_compilers():
 
 
 def warm_up(dtypes=(np.float32, np.float64), families=FAMILIES):
-    """Compile the numba kernels of ``families`` for each of ``dtypes`` now, in this thread (or load
-    them from numba's on-disk cache), and let the dispatcher use numba's kernels for those dtypes
-    from the next call on (a kernel of another family is then compiled when first called).
+    """Compile the numba kernels of ``families`` for each of ``dtypes`` now (or load them from
+    numba's on-disk cache), and let the dispatcher use numba's kernels for those dtypes from the
+    next call on (a kernel of another family is then compiled when first called). Returns when
+    they are ready. Whole dtypes missing from the cache compile side by side: the first in this
+    thread, each other in a process of its own.
 
     Example::
 
         import tinynet
         tinynet.kernels.warm_up()           # or, in a shell: python -m tinynet warm-up
     """
-    for dtype in dtypes:
-        dtype = np.dtype(dtype).type
-        if not _jit_disabled():
+    dtypes = [np.dtype(dtype).type for dtype in dtypes]
+    if not _jit_disabled():
+        _numba_modules(families)  # numba's cache folder is known from here on
+        whole = set(families) == set(FAMILIES)
+        missing = [dtype for dtype in dtypes[1:] if whole and not os.path.exists(_marker(dtype) or "")]
+        compilers = [_start_compiler(dtype, background=False) for dtype in missing]
+        for dtype in dtypes:
+            if dtype in missing:
+                compilers.pop(0).wait()  # its kernels now load from the cache
             _compile(dtype, families)
-        _compiled.add(dtype)
+    _compiled.update(dtypes)
 
 
 def _marker(dtype):
@@ -205,18 +218,24 @@ def _marker(dtype):
     return os.path.join(_cache_folder, f"tinynet-kernels-{_stamp[:16]}-{np.dtype(dtype).name}.compiled")
 
 
-def _compile(dtype, families=FAMILIES):
-    """Run every kernel of ``families`` once on small arrays of ``dtype`` (compiling what numba's
-    cache lacks), then mark the cache as holding them all."""
-    dtype = np.dtype(dtype).type
+def _numba_modules(families):
+    """{family: its numba module} for each of ``families`` that imports (the dispatcher warns
+    about the others and uses the reference)."""
     modules = {}
     for family in families:
         try:
             modules[family] = importlib.import_module(f"{__package__}.{family}_numba")
-        except ImportError:  # the dispatcher warns about it and uses the reference
+        except ImportError:
             pass
+    return modules
+
+
+def _compile(dtype, families=FAMILIES):
+    """Run every kernel of ``families`` once on small arrays of ``dtype`` (compiling what numba's
+    cache lacks), then mark the cache as holding them all."""
+    dtype = np.dtype(dtype).type
     rng = np.random.default_rng(0)
-    for family, module in modules.items():
+    for family, module in _numba_modules(families).items():
         _RUN[family](module, lambda *shape: rng.standard_normal(shape).astype(dtype))
     marker = _marker(dtype)
     if marker is not None and set(families) == set(FAMILIES):
