@@ -19,8 +19,9 @@ here make that first process and that cache behave:
   from the cache. So a first training step is never blocked by compilation, and a progress
   bar's time estimate never counts it; but such a first run is not repeatable bit for bit (how
   many steps the reference takes depends on the machine): call ``warm_up()`` first for that.
-  A process, not a thread: numba's compiler is Python code and would hold the GIL, which every
-  NumPy call of the training steps needs back. A process that ends before the compilation
+  A process, not a thread, so that numba's compiler (Python code) holds no GIL of the training's;
+  while it runs, NumPy's BLAS, which the reference kernels' products use, runs on one thread
+  fewer (threadpoolctl), leaving the compiler a core. A process that ends before the compilation
   waits for it, so that the next one finds the kernels in the cache.
 * ``warm_up()``: compiles (or loads) every kernel for float32 and float64, side by side (float64
   in a process of its own), and returns when they are ready: for container images, CI, benchmarks
@@ -128,6 +129,7 @@ def jit(**options):
 # --- compiling ahead, and in the background ----------------------------------------------------
 _compiled = set()   # dtypes whose kernels are all compiled (or in numba's cache): the dispatcher may run them
 _compilers = {}     # dtype -> the process compiling its kernels into numba's cache
+_blas_limit = None  # while they run: threadpoolctl's limit on NumPy's BLAS threads
 _lock = threading.Lock()
 
 
@@ -149,6 +151,7 @@ def ready(dtype):
             except OSError:  # no Python to start (an embedded interpreter): numba compiles here, at each first call
                 _compiled.add(dtype)
                 return True
+            _leave_a_core_to_the_compilers()
             return False
         if compiler.poll() is None:
             return False
@@ -156,20 +159,37 @@ def ready(dtype):
         # failed, they compile here instead, and any error is raised in the caller.
         del _compilers[dtype]
         _compiled.add(dtype)
+        if not _compilers:
+            _give_the_core_back()
         return True
 
 
+def _leave_a_core_to_the_compilers():
+    """Run NumPy's BLAS (the reference kernels' products) on one thread fewer while a compiler
+    runs. Its threads wait for each other: with one of them sharing a core with the compiler, a
+    first epoch on the reference kernels ran several times slower (see benchmarks/HISTORY.md)."""
+    global _blas_limit
+    if _blas_limit is None:
+        from threadpoolctl import threadpool_limits
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        _blas_limit = threadpool_limits(max(1, cores - 1), user_api="blas")
+
+
+def _give_the_core_back():
+    """Restore the BLAS threads ``_leave_a_core_to_the_compilers`` took."""
+    global _blas_limit
+    if _blas_limit is not None:
+        _blas_limit.restore_original_limits()
+        _blas_limit = None
+
+
 def _start_compiler(dtype, background=True):
-    """A new Python process running ``_compile(dtype)`` on this tinynet package. In the
-    ``background`` (of a training run): announced on stderr, at the lowest priority, waited for at exit."""
+    """A new Python process running ``_compile(dtype)`` on this tinynet package; in the
+    ``background`` (of a training run), announced on stderr and waited for at exit."""
     name = np.dtype(dtype).name
-    # The child imports exactly what this process would (the same sys.path, so the same tinynet). In
-    # the background it runs at the lowest priority: at the same priority it took a core from the
-    # reference kernels' multi-threaded BLAS, whose threads then waited for each other (see
-    # benchmarks/HISTORY.md).
-    nice = "hasattr(os, 'nice') and os.nice(19); " if background else ""
-    code = (f"import os, sys; {nice}sys.path[:] = {sys.path!r}; "
-            f"from {__package__} import compiling; compiling._compile({name!r})")
+    # The child imports exactly what this process would: the same sys.path, so the same tinynet.
+    code = f"import sys; sys.path[:] = {sys.path!r}; from {__package__} import compiling; compiling._compile({name!r})"
     compiler = Popen([sys.executable or "python", "-c", code], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
     if background:
         if not _compilers:
