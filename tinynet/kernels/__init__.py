@@ -43,11 +43,12 @@ Threading (CPU): one pool, numba's. The numba kernels split the batch into one p
 thread (``prange``), and the products inside them call tinynet's own single-threaded OpenBLAS
 (``blas.py``), once per part; ``Linear``'s products go through ``matmul`` and ``matmul_tn`` the
 same way, so tinynet never calls a multi-threaded BLAS, whose spinning workers fought numba's
-for the cores, and never changes NumPy's or SciPy's. See ``threads.py`` for the policy and its
+for the cores, and leaves NumPy's and SciPy's alone (but for one thread fewer while numba
+compiles in the background, see ``compiling.py``). See ``threads.py`` for the policy and its
 measurements, ``conv_numba.py`` for the convolution.
 
 Compiling: numba compiles its kernels for a dtype the first time one is asked for, in a
-background thread, while the reference kernels serve (``compiling.ready``); they are cached on
+background process, while the reference kernels serve (``compiling.ready``); they are cached on
 disk, keyed to their sources. ``warm_up()`` compiles them ahead (``python -m tinynet warm-up``).
 See ``compiling.py``.
 
