@@ -99,7 +99,6 @@ def fake_compilers(monkeypatch):
     return _FakeCompiler.started
 
 
-@needs_the_jit
 def _blas_threads():
     """The threads of every BLAS loaded here but tinynet's own (NumPy's, SciPy's): one number."""
     from threadpoolctl import threadpool_info
@@ -110,6 +109,7 @@ def _blas_threads():
     return threads.pop()
 
 
+@needs_the_jit
 def test_the_reference_serves_until_the_compiling_process_ends(nothing_compiled, fake_compilers, capsys):
     x = np.zeros((1, 1, 4, 4), np.float32)
     threads_before = _blas_threads()
@@ -188,6 +188,16 @@ def test_warm_up_compiles_a_second_missing_dtype_in_a_process_beside_it(nothing_
     assert capsys.readouterr().err == ""
     kernels.warm_up()  # both are in the cache now (the markers are written): no process
     assert len(fake_compilers) == 1
+
+
+@needs_the_jit
+def test_warm_up_waits_for_a_background_compilation_and_gives_the_core_back(nothing_compiled, fake_compilers):
+    threads_before = _blas_threads()
+    assert not compiling.ready(np.float32)  # the background compilation starts
+    assert _blas_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+    kernels.warm_up([np.float32])
+    assert fake_compilers[0].returncode == 0 and compiling._compilers == {}
+    assert _blas_threads() == threads_before and compiling.ready(np.float32)
 
 
 def test_the_warm_up_command(nothing_compiled):

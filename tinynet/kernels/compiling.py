@@ -210,7 +210,7 @@ def warm_up(dtypes=(np.float32, np.float64), families=FAMILIES):
     numba's on-disk cache), and let the dispatcher use numba's kernels for those dtypes from the
     next call on (a kernel of another family is then compiled when first called). Returns when
     they are ready. Whole dtypes missing from the cache compile side by side: the first in this
-    thread, each other in a process of its own.
+    thread, each other in a process of its own; one compiling in the background is waited for.
 
     Example::
 
@@ -218,6 +218,12 @@ def warm_up(dtypes=(np.float32, np.float64), families=FAMILIES):
         tinynet.kernels.warm_up()           # or, in a shell: python -m tinynet warm-up
     """
     dtypes = [np.dtype(dtype).type for dtype in dtypes]
+    with _lock:  # a compilation already in the background for one of them: let it end first
+        for dtype in dtypes:
+            if dtype in _compilers:
+                _compilers.pop(dtype).wait()
+        if not _compilers:
+            _give_the_core_back()
     if not _jit_disabled():
         _numba_modules(families)  # numba's cache folder is known from here on
         whole = set(families) == set(FAMILIES)
