@@ -1,4 +1,6 @@
 """Helpers for comparing tinynet with PyTorch autograd on the same inputs and weights."""
+import gzip
+
 import numba
 import numpy as np
 import pytest
@@ -93,3 +95,14 @@ def too_slow_as_python(what):
     """Skip a test under NUMBA_DISABLE_JIT=1, where every kernel runs as Python: ``what`` it runs
     (a training run) would take too long that way."""
     return pytest.mark.skipif(numba.config.DISABLE_JIT, reason=f"NUMBA_DISABLE_JIT=1: {what} as Python")
+
+
+def write_idx(path, array, compress=False):
+    """Write a uint8 array as an IDX file (big-endian header: 0, 0, type 0x08, ndim, sizes)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        payload = gzip.compress(payload)
+    path.write_bytes(payload)
+    return path

@@ -1,27 +1,16 @@
 """MNIST loader: identical to torchvision, root precedence, .gz files, clear errors, no torch import."""
-import gzip
 import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import write_idx
 
 from tinynet.datasets import DATA_ENV, mnist, read_idx
 
 FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-
-
-def write_idx(path, array, compress=False):
-    """Write a uint8 array as an IDX file (big-endian header: 0, 0, type 0x08, ndim, sizes)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        payload = gzip.compress(payload)
-    path.write_bytes(payload)
-    return path
 
 
 def fake_mnist(root, train=True, n=3, seed=0, compress=False):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_idx
 from test_distributed import needs_mpi, run_job
 
 import tinynet as tn
@@ -19,12 +20,6 @@ def run_script(script, *args):
     done = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def write_idx(path, array):
-    """An IDX file of uint8 (the format tinynet.datasets.read_idx reads)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +45,12 @@ def test_every_example_is_tested():
     assert sorted(path.name for path in EXAMPLES.glob("*.py")) == sorted([*SCRIPTS, "mnist_resnet.py"])
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", [*SCRIPTS, "mnist_resnet.py"])
 def test_an_example_is_short_and_uses_only_the_public_api(script):
     source = (EXAMPLES / script).read_text()
     assert len(source.splitlines()) <= 120
     imported = set(re.findall(r"^(?:import|from) (\S+)", source, re.M))
-    assert imported <= {"argparse", "os", "numpy", "tinynet"}
+    assert imported <= {"argparse", "os", "time", "numpy", "tinynet"}
     assert not re.search(r"tn\.\w+\._", source)  # nothing private
 
 

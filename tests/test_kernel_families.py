@@ -57,3 +57,9 @@ def test_the_signature_reader_sees_a_mismatch(tmp_path, monkeypatch):
     monkeypatch.setattr(f"{__name__}.KERNELS", tmp_path)
     assert signatures("demo_numpy") == {"f": "(x, y=1)"}
     assert signatures("demo_cupy") == {"g": "(x, y=1)", "f": "(x, y=2)"}
+
+
+def test_compiling_knows_every_family_the_dispatcher_declares():
+    from tinynet.kernels import compiling
+
+    assert set(compiling.FAMILIES) == set(compiling._RUN) == set(kernels.FAMILIES)

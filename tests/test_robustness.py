@@ -121,7 +121,8 @@ def test_layers_refuse_bad_inputs_cleanly_or_match_pytorch(layer, mutation, seed
         expected = None  # PyTorch refuses it too; nothing to compare with
     finally:
         theirs.float()
-    if expected is not None and expected.shape == y.shape:
+    if expected is not None:
+        assert y.shape == expected.shape, f"{name} on {mutation}: {y.shape} against PyTorch's {expected.shape}"
         with np.errstate(invalid="ignore"):
             assert_close(y, expected, y.dtype, f"{name} on {mutation}")
 

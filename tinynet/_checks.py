@@ -51,11 +51,16 @@ def integer(where, name, value):
     return int(value)
 
 
+def _check_real(where, name, value):
+    """TypeError unless ``value`` is a real number (not a bool, not a string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
+
+
 def real_number(where, name, value):
     """``value`` as a Python float: TypeError unless it is a real number (not a bool, not a
     string), ValueError if it is NaN or infinite."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
+    _check_real(where, name, value)
     if not np.isfinite(value):
         raise ValueError(f"{where}: {name} must be a finite real number, got {value!r}")
     return float(value)
@@ -90,8 +95,7 @@ def float_dtype(where, dtype):
 
 def probability(where, name, value):
     """``value`` as a Python float in [0, 1], or TypeError/ValueError naming it (PyTorch's wording)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
+    _check_real(where, name, value)
     if not 0.0 <= value <= 1.0:  # also refuses NaN
         raise ValueError(f"{where}: dropout probability has to be between 0 and 1, but got {value}")
     return float(value)

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ._checks import integer
+from ._checks import integer, is_int
 from .backend import check_same_device, device_of, get_array_module, to_device
 from .rng import default_generator
 
@@ -103,7 +103,7 @@ class DataLoader:
             raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")
         if shard is not None:
             rank, size = getattr(shard, "rank", None), getattr(shard, "size", None)
-            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (rank, size)) \
+            if not all(is_int(v) for v in (rank, size)) \
                     or not 0 <= rank < size:
                 raise TypeError(f"DataLoader: shard must be a communicator with 0 <= rank < size "
                                 f"(tinynet.distributed.init()), got {shard!r}")

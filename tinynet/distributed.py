@@ -48,6 +48,7 @@ import time
 
 import numpy as np
 
+from ._checks import is_int
 from .backend import get_array_module
 from .optim.optimizer import Optimizer
 from .rng import manual_seed as _manual_seed
@@ -121,7 +122,7 @@ def init(threads=None):
     """
     import numba
 
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+    if threads is not None and (not is_int(threads)
                                 or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS):
         raise ValueError(f"tinynet.distributed.init: threads must be an integer from 1 to numba's pool size "
                          f"(NUMBA_NUM_THREADS, {numba.config.NUMBA_NUM_THREADS}), got {threads!r}")

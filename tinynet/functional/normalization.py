@@ -41,9 +41,9 @@ def normalize_forward(x, axes, eps, weight=None, bias=None, mean=None, var=None,
     reduced axes kept) are None when ``mean`` and ``var`` were given.
     ``param_axes`` are the axes the weight is broadcast over (default: ``axes``).
     """
-    y, x_hat, inv_std, batch_mean, batch_var = kernels.normalize_forward(x, tuple(axes), eps, weight, bias, mean, var)
-    cache = NormCache(x_hat, inv_std, weight, tuple(axes), tuple(axes if param_axes is None else param_axes),
-                      mean is None)
+    axes = tuple(axes)
+    y, x_hat, inv_std, batch_mean, batch_var = kernels.normalize_forward(x, axes, eps, weight, bias, mean, var)
+    cache = NormCache(x_hat, inv_std, weight, axes, axes if param_axes is None else tuple(param_axes), mean is None)
     return y, cache, batch_mean, batch_var
 
 

@@ -133,8 +133,7 @@ def _implementation(family, array):
     if is_cupy_array(array):
         backend = "cupy"
     else:
-        if not malloc.attempted:
-            malloc.tune_once()
+        malloc.tune_once()
         backend = _cpu_backend.get()
         if backend == "numba" and array.dtype.type not in NUMBA_DTYPES:
             backend = "numpy"
@@ -168,6 +167,11 @@ def output_hw(x_shape, kernel_size, stride, padding, dilation=(1, 1)):
         output_size(size, kernel_size[axis], stride[axis], padding[axis], dilation[axis])
         for axis, size in enumerate(x_shape[-2:])
     )
+
+
+def column_count(x_shape, kernel_size, out_hw):
+    """Entries of the im2col columns of an (N, C, H, W) input: C*KH*KW rows by N*OH*OW output positions."""
+    return x_shape[1] * kernel_size[0] * kernel_size[1] * x_shape[0] * out_hw[0] * out_hw[1]
 
 
 def output_shape(x_shape, kernel_size, stride, padding, dilation=(1, 1)):

@@ -41,11 +41,10 @@ from subprocess import DEVNULL, Popen
 
 import numpy as np
 
-#: The kernel sources every compiled kernel's cache entry depends on (besides its own file).
-SOURCES = ("blas.py", "threads.py", "activation_numba.py", "conv_numba.py", "im2col_numba.py",
-           "matmul_numba.py", "norm_numba.py", "optim_numba.py", "pool_numba.py")
 #: The families ``warm_up`` compiles, in the order a training step first calls them.
 FAMILIES = ("conv", "norm", "activation", "pool", "matmul", "im2col", "optim")
+#: The kernel sources every compiled kernel's cache entry depends on (besides its own file).
+SOURCES = ("blas.py", "threads.py") + tuple(f"{family}_numba.py" for family in FAMILIES)
 
 
 def _jit_disabled():

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import grouped, output_hw
+from . import column_count, grouped, output_hw
 from .blas import gemm
 from .compiling import jit
 from .im2col_numba import _cnhw_to_nchw_jit, _col2im_jit, _im2col_jit, _nchw_to_cnhw_jit
@@ -104,11 +104,6 @@ _forward_jit = jit(parallel=True)(_forward_loops)
 _backward_jit = jit(parallel=True)(_backward_loops)
 
 
-def _column_count(x_shape, kernel_size, out_hw):
-    """Entries of the columns of a whole batch: C*KH*KW * N*OH*OW."""
-    return x_shape[1] * kernel_size[0] * kernel_size[1] * x_shape[0] * out_hw[0] * out_hw[1]
-
-
 def _parts(x, kernel_size, out_hw):
     """How many parts the batch x is split into: about CHUNK_COLUMN_BYTES of columns each, a
     multiple of the threads (so that each thread gets as many), at most one per sample."""
@@ -117,7 +112,7 @@ def _parts(x, kernel_size, out_hw):
 
 def _part_count(x_shape, itemsize, kernel_size, out_hw):
     threads = batch_parts(x_shape[0])
-    chunks = -(-_column_count(x_shape, kernel_size, out_hw) * itemsize // CHUNK_COLUMN_BYTES)
+    chunks = -(-column_count(x_shape, kernel_size, out_hw) * itemsize // CHUNK_COLUMN_BYTES)
     return max(1, min(x_shape[0], -(-chunks // threads) * threads))
 
 
@@ -125,7 +120,7 @@ def im2col_workspace_bytes(x_shape, kernel_size, out_hw, itemsize, keep_columns)
     """Bytes of im2col columns ``conv2d_forward`` holds at once for an input of ``x_shape``: with
     ``keep_columns`` the whole batch's (kept for backward), else one part's (the largest) per
     thread, each thread making and dropping the columns of its parts one after another."""
-    columns = _column_count(x_shape, kernel_size, out_hw)
+    columns = column_count(x_shape, kernel_size, out_hw)
     if keep_columns or x_shape[0] == 0:
         return columns * itemsize
     parts = _part_count(x_shape, itemsize, kernel_size, out_hw)
@@ -139,7 +134,7 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
     y = np.empty((len(x), out_channels) + out_hw, dtype=x.dtype)
     parts = _parts(x, (kh, kw), out_hw)
     if keep_columns:
-        cols = np.empty(_column_count(x.shape, (kh, kw), out_hw), dtype=x.dtype)
+        cols = np.empty(column_count(x.shape, (kh, kw), out_hw), dtype=x.dtype)
     else:
         cols = np.empty(0, dtype=x.dtype)
     bias = np.zeros(out_channels, x.dtype) if bias is None else bias

@@ -76,7 +76,7 @@ def im2col_workspace_bytes(x_shape, kernel_size, out_hw, itemsize, keep_columns)
     """Bytes of im2col columns ``conv2d_forward`` holds at once for a CPU input of ``x_shape``: with
     ``keep_columns`` the whole batch's, else one chunk's (``CHUNK_COLUMN_BYTES`` of whole samples,
     at least one sample). (im2col also pads a copy of the input first when padding is not 0.)"""
-    per_sample = x_shape[1] * kernel_size[0] * kernel_size[1] * out_hw[0] * out_hw[1] * itemsize
+    per_sample = kernels.column_count((1, *x_shape[1:]), kernel_size, out_hw) * itemsize
     if keep_columns:
         return x_shape[0] * per_sample
     return min(x_shape[0], max(1, CHUNK_COLUMN_BYTES // per_sample)) * per_sample

@@ -5,7 +5,7 @@ from .. import init
 from .._checks import check_float, check_ndim, float_dtype, int_pair, positive_int
 from ..backend import check_same_device
 from ..functional.conv import conv2d_backward, conv2d_forward
-from ..kernels import output_hw
+from ..kernels import column_count, output_hw
 from .module import Parameter
 from .weighted import WeightedLayer
 
@@ -105,7 +105,7 @@ class Conv2d(WeightedLayer):
     def _column_bytes(self, x):
         """Bytes of one sample's im2col columns: (C*KH*KW) rows by (OH*OW) output positions."""
         out_h, out_w = output_hw(x.shape, self.kernel_size, self.stride, self.padding, self.dilation)
-        return self.in_channels * self.kernel_size[0] * self.kernel_size[1] * out_h * out_w * x.itemsize
+        return column_count((1, *x.shape[1:]), self.kernel_size, (out_h, out_w)) * x.itemsize
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
