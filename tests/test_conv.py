@@ -16,7 +16,7 @@ from layer_registry import BACKENDS, DTYPES
 
 
 @st.composite
-def conv_cases(draw):
+def conv_cases(draw, max_groups=3):
     """Keyword arguments for Conv2d and an input shape they accept (small: the point is coverage).
 
     Each pair argument is passed as an int when both sides agree and a coin says so.
@@ -25,7 +25,7 @@ def conv_cases(draw):
         value = (draw(st.integers(lo, hi)), draw(st.integers(lo, hi)))
         return value[0] if value[0] == value[1] and draw(st.booleans()) else value
 
-    groups = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, max_groups))
     args = dict(
         in_channels=groups * draw(st.integers(1, 2)), out_channels=groups * draw(st.integers(1, 3)),
         kernel_size=pair(1, 4), stride=pair(1, 3), padding=pair(0, 2), dilation=pair(1, 2),
@@ -58,6 +58,46 @@ def test_conv2d_matches_pytorch(backend, dtype, case):
         compare_module(
             tn.Conv2d(**args, dtype=dtype, rng=rng), torch.nn.Conv2d(**args), rng.standard_normal(shape), rng, dtype
         )
+
+
+# Two of the MNIST ResNet's layers that take patches: 7 x 7, and 7 x 7 to 4 x 4 with stride 2.
+RESNET_SAME = (dict(in_channels=32, out_channels=32, kernel_size=3, padding=1, bias=False), (2, 32, 7, 7), 3)
+RESNET_DOWN = (dict(in_channels=32, out_channels=64, kernel_size=3, stride=2, padding=1, bias=False), (2, 32, 7, 7), 4)
+
+
+@pytest.mark.parametrize("layout", [True, False], ids=["patches", "rows of taps"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60)
+@given(case=conv_cases(max_groups=1))
+@example(case=RESNET_SAME)
+@example(case=RESNET_DOWN)
+def test_both_column_layouts_of_the_numba_kernel_match_pytorch(layout, dtype, case):
+    """The numba kernel makes ungrouped columns in either layout (``conv_numba.uses_patches``
+    picks one by shape); each, forced, gives PyTorch's output and gradients, in training mode
+    and in eval mode (columns made again in backward)."""
+    from tinynet.kernels import conv_numba
+
+    args, shape, seed = case
+    rng = np.random.default_rng(seed)
+    with pytest.MonkeyPatch.context() as patch, kernels.use("numba"):
+        patch.setattr(conv_numba, "uses_patches", lambda *shapes: layout)
+        for training in (True, False):
+            conv = tn.Conv2d(**args, dtype=dtype, rng=rng).train(training)
+            compare_module(conv, torch.nn.Conv2d(**args), rng.standard_normal(shape), rng, dtype)
+
+
+def test_the_layout_follows_the_row_lengths():
+    """Patches for short output rows (OW <= 8) shorter than a patch's kernel row (KW*C), a kernel
+    of more than one tap and one group: the MNIST ResNet's 7 x 7 and 4 x 4 layers."""
+    from tinynet.kernels.conv_numba import uses_patches
+
+    assert uses_patches((128, 16, 14, 14), (3, 3), 7, 1) and uses_patches((128, 64, 4, 4), (3, 3), 4, 1)
+    assert uses_patches((128, 64, 8, 8), (3, 3), 8, 1) and not uses_patches((128, 64, 9, 9), (3, 3), 9, 1)
+    assert not uses_patches((128, 16, 14, 14), (3, 3), 14, 1)     # rows of 14: rows of taps
+    assert not uses_patches((128, 1, 28, 28), (3, 3), 28, 1)      # the first layer
+    assert not uses_patches((128, 32, 14, 14), (1, 1), 7, 1)      # a 1 x 1 kernel's taps are the planes
+    assert not uses_patches((128, 32, 7, 7), (3, 3), 7, 2)        # grouped
+    assert uses_patches((1, 3, 6, 6), (3, 3), 6, 1) and not uses_patches((1, 2, 6, 6), (3, 3), 6, 1)  # 9 > 6 >= 6
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

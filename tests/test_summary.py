@@ -94,6 +94,7 @@ def test_linear_multiply_adds_equal_the_closed_form(n, fan_in, fan_out):
 CONVS = [  # (conv, input shape)
     (lambda: tn.Conv2d(1, 8, 3, padding=1), (60, 1, 28, 28)),
     (lambda: tn.Conv2d(8, 16, 3, padding=1), (60, 8, 14, 14)),
+    (lambda: tn.Conv2d(16, 32, 3, stride=2, padding=1), (60, 16, 14, 14)),  # numba: channels-last patches
     (lambda: tn.Conv2d(6, 4, (3, 2), stride=2, dilation=(1, 2), groups=2, bias=False), (7, 6, 11, 9)),
     (lambda: tn.Conv2d(1, 8, 3, padding=1, dtype=np.float64), (1, 1, 28, 28)),
 ]
@@ -156,13 +157,15 @@ def test_eval_workspace_of_the_numba_kernel_is_one_part_per_thread(monkeypatch, 
     import numba
 
     columns = []
-    convolve_part = conv_numba._convolve_part
 
-    def counting_convolve_part(x, weight, bias, y, cols, *geometry):
-        columns.append(cols.nbytes)
-        convolve_part(x, weight, bias, y, cols, *geometry)
+    def counting(convolve_part):
+        def counting_convolve_part(x, weight, bias, y, cols, *geometry):
+            columns.append(cols.nbytes)
+            convolve_part(x, weight, bias, y, cols, *geometry)
+        return counting_convolve_part
 
-    monkeypatch.setattr(conv_numba, "_convolve_part", counting_convolve_part)
+    for layout in ("_convolve_part", "_convolve_part_patches"):  # CONVS take both
+        monkeypatch.setattr(conv_numba, layout, counting(getattr(conv_numba, layout)))
     monkeypatch.setattr(conv_numba, "_forward_jit", conv_numba._forward_loops)
     for make, shape in CONVS:
         conv = make().eval()

@@ -8,11 +8,30 @@ before the next, so a part's columns are made, multiplied and consumed while the
 core's L2 cache, and the products run on the private BLAS's single thread in each (see
 ``tinynet.kernels.threads``).
 
-The columns of part p, samples [lo, hi), are one block of a flat buffer: the
-``(C*KH*KW, (hi - lo)*OH*OW)`` matrix that im2col makes of those samples, starting at
-``C*KH*KW * lo*OH*OW``. Training keeps that buffer for backward, which takes the same parts
-and sums their weight and bias gradients in part order. In evaluation mode nothing is kept:
-each part's columns are made in a buffer of its own and dropped after use.
+The columns come in one of two layouts, chosen per call by ``uses_patches``:
+
+* rows of kernel taps, the reference's: (C*KH*KW, m*OH*OW) for a part of m samples, made one
+  (sample, channel) plane and kernel offset at a time (``_im2col_jit``). The product is
+  ``W (O, C*KH*KW) @ cols``, laid out (O, m, OH, OW).
+* channels-last patches: (m*OH*OW, KH*KW*C), one row per output position holding its whole
+  window, copied in runs of KW*C values from a zero-padded channels-last copy of the part's input
+  (``_patches_jit``). The product is ``cols @ W'.T`` with W' the weight's taps ordered (O, KH,
+  KW, C), laid out (m, OH, OW, O).
+
+Rows of taps are copied in runs of an output row (OW values), patches in runs of a kernel row of
+the patch (KW*C values). Patches are taken when the output rows are short (``SHORT_ROW``) and
+the patch rows longer: a network's later layers, with many channels on planes of 8 x 8 or less
+(the MNIST ResNet's 7 x 7 and 4 x 4 layers, where making rows of taps cost half as much as the
+product, and adding them back in the backward more). On 14 x 14 planes and larger, rows of taps
+were as fast or faster (the MNIST CNN's second layer: 0.55 against 0.84 ms forward), as the
+product with the few output channels of such layers runs faster in that layout, and the
+patches' layout changes cost more there. A 1 x 1 kernel, whose taps are the input's planes
+themselves, and grouped convolutions keep rows of taps.
+
+The columns of part p, samples [lo, hi), are one block of a flat buffer: the part's columns in
+their layout, starting at ``C*KH*KW * lo*OH*OW``. Training keeps that buffer for backward, which
+takes the same parts and sums their weight and bias gradients in part order. In evaluation mode
+nothing is kept: each part's columns are made in a buffer of its own and dropped after use.
 
 Why parts of 256 KiB: the columns of a whole large batch (28 MB for 1,000 MNIST images in the
 first layer) fall out of the caches between im2col, the product and the layout change, and a
@@ -27,7 +46,9 @@ from numba import prange
 from . import column_count, grouped, output_hw
 from .blas import gemm
 from .compiling import jit
-from .im2col_numba import _cnhw_to_nchw_jit, _col2im_jit, _im2col_jit, _nchw_to_cnhw_jit
+from .im2col_numba import (_channels_first_to_last_jit, _channels_last_to_first_jit, _cnhw_to_nchw_jit, _col2im_jit,
+                           _im2col_jit, _nchw_to_cnhw_jit, _pad_channels_last_jit, _patches_backward_jit, _patches_jit,
+                           _unpad_channels_first_jit)
 from .threads import batch_parts, part, rows
 
 #: Bytes of columns per part of the batch (see above).
@@ -35,8 +56,16 @@ CHUNK_COLUMN_BYTES = 2**18
 
 
 def _part_columns(cols, col_rows, plane, lo, hi):
-    """Part [lo, hi)'s block of the flat columns: C*KH*KW rows of (hi - lo)*OH*OW, flat."""
+    """Part [lo, hi)'s block of the flat columns: C*KH*KW * (hi - lo)*OH*OW values, flat."""
     return cols[col_rows * lo * plane:col_rows * hi * plane]
+
+
+def _make_patches(x, cols, kh, kw, sh, sw, ph, pw, dh, dw):
+    """cols (m, OH, OW, KH, KW, C) <- the patches of x (m, C, H, W), through a padded channels-last copy."""
+    m, channels, height, width = x.shape
+    padded = np.empty((m, height + 2 * ph, width + 2 * pw, channels), dtype=x.dtype)
+    _pad_channels_last_jit(x, padded, ph, pw)
+    _patches_jit(padded, cols, kh, kw, sh, sw, dh, dw)
 
 
 def _convolve_part(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh, dw):
@@ -52,54 +81,109 @@ def _convolve_part(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh, dw):
     _cnhw_to_nchw_jit(y_t.reshape(groups * group_out, m, out_h * out_w), bias, y.reshape(m, groups * group_out, out_h * out_w))
 
 
-def _forward_loops(x, weight, bias, y, cols, parts, kh, kw, sh, sw, ph, pw, dh, dw):
-    """y (N, O, OH, OW) <- x (N, C, H, W), part by part; the columns are kept in ``cols`` (flat)
-    if it is not empty, else made per part and dropped."""
+def _convolve_part_patches(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh, dw):
+    """y (m, O, OH, OW) <- the convolution of x (m, C, H, W), through patches cols (m*OH*OW,
+    KH*KW*C). weight is (1, O, KH*KW*C), its taps ordered (O, KH, KW, C)."""
+    m, channels = x.shape[0], x.shape[1]
+    out_channels, out_h, out_w = y.shape[1], y.shape[2], y.shape[3]
+    _make_patches(x, cols.reshape(m, out_h, out_w, kh, kw, channels), kh, kw, sh, sw, ph, pw, dh, dw)
+    y_t = np.empty((m * out_h * out_w, out_channels), dtype=x.dtype)
+    gemm(cols, weight[0].T, y_t)
+    _channels_last_to_first_jit(y_t.reshape(m, out_h * out_w, out_channels), bias,
+                                y.reshape(m, out_channels, out_h * out_w))
+
+
+def _forward_loops(x, weight, bias, y, cols, parts, patches, kh, kw, sh, sw, ph, pw, dh, dw):
+    """y (N, O, OH, OW) <- x (N, C, H, W), part by part, in patches if ``patches`` else in rows
+    of taps (weight laid out for that layout, 3-D); the columns are kept in ``cols`` (flat) if it
+    is not empty, else made per part and dropped."""
     n = x.shape[0]
     col_rows = weight.shape[0] * weight.shape[2]  # C*KH*KW
     plane = y.shape[2] * y.shape[3]
     for p in prange(parts):
         lo, hi = part(n, parts, p)
         if cols.size:
-            part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(col_rows, (hi - lo) * plane)
+            part_cols = _part_columns(cols, col_rows, plane, lo, hi)
         else:
-            part_cols = np.empty((col_rows, (hi - lo) * plane), dtype=x.dtype)
-        _convolve_part(rows(x, lo, hi), weight, bias, rows(y, lo, hi), part_cols, kh, kw, sh, sw, ph, pw, dh, dw)
+            part_cols = np.empty(col_rows * (hi - lo) * plane, dtype=x.dtype)
+        if patches:
+            _convolve_part_patches(rows(x, lo, hi), weight, bias, rows(y, lo, hi),
+                                   part_cols.reshape((hi - lo) * plane, col_rows), kh, kw, sh, sw, ph, pw, dh, dw)
+        else:
+            _convolve_part(rows(x, lo, hi), weight, bias, rows(y, lo, hi), part_cols.reshape(col_rows, (hi - lo) * plane),
+                           kh, kw, sh, sw, ph, pw, dh, dw)
 
 
-def _backward_loops(grad_y, x, weight, cols, grad_x, grad_w, grad_b, parts, kh, kw, sh, sw, ph, pw, dh, dw):
-    """For each part p: grad_w[p] (G, O/G, C/G*KH*KW) and grad_b[p] (O,) of its samples, and, if
-    grad_x is not empty, grad_x (N, C, H, W). weight is grouped, (G, O/G, C/G*KH*KW); cols the
-    flat columns the forward kept, or empty if it kept none: then each part makes its own again
-    from x (N, C, H, W)."""
-    n, out_channels, out_h, out_w = grad_y.shape
+def _backward_part(grad_y, x, weight, cols, made, grad_x, grad_w, grad_b, kh, kw, sh, sw, ph, pw, dh, dw):
+    """grad_w (G, O/G, C/G*KH*KW) and grad_b (O,) of the part's samples, and, if grad_x is not
+    empty, grad_x (m, C, H, W), in rows of taps; cols (C*KH*KW, m*OH*OW) holds the part's columns
+    if ``made``, else they are made here from x (m, C, H, W)."""
+    m, out_channels, out_h, out_w = grad_y.shape
     groups, group_out, group_rows = weight.shape
-    col_rows, plane = groups * group_rows, out_h * out_w
+    columns = m * out_h * out_w
+    if not made:
+        _im2col_jit(x, cols.reshape(x.shape[1], kh, kw, m, out_h, out_w), kh, kw, sh, sw, ph, pw, dh, dw)
+    grad_t = np.empty((groups, group_out, columns), dtype=grad_y.dtype)
+    _nchw_to_cnhw_jit(grad_y.reshape(m, out_channels, out_h * out_w), grad_t.reshape(out_channels, m, out_h * out_w),
+                      grad_b)
+    for g in range(groups):
+        gemm(grad_t[g], rows(cols, g * group_rows, (g + 1) * group_rows).T, grad_w[g])
+    if grad_x.size:
+        grad_cols = np.empty((groups * group_rows, columns), dtype=grad_y.dtype)
+        for g in range(groups):
+            gemm(weight[g].T, grad_t[g], rows(grad_cols, g * group_rows, (g + 1) * group_rows))
+        _col2im_jit(grad_cols.reshape(grad_x.shape[1], kh, kw, m, out_h, out_w), grad_x, kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+def _backward_part_patches(grad_y, x, weight, cols, made, grad_x, grad_w, grad_b, kh, kw, sh, sw, ph, pw, dh, dw):
+    """As ``_backward_part``, in patches: cols (m*OH*OW, KH*KW*C), weight and grad_w (1, O,
+    KH*KW*C) with taps ordered (O, KH, KW, C)."""
+    m, out_channels, out_h, out_w = grad_y.shape
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    if not made:
+        _make_patches(x, cols.reshape(m, out_h, out_w, kh, kw, channels), kh, kw, sh, sw, ph, pw, dh, dw)
+    grad_t = np.empty((m * out_h * out_w, out_channels), dtype=grad_y.dtype)
+    _channels_first_to_last_jit(grad_y.reshape(m, out_channels, out_h * out_w),
+                                grad_t.reshape(m, out_h * out_w, out_channels), grad_b)
+    gemm(grad_t.T, cols, grad_w[0])
+    if grad_x.size:
+        grad_cols = np.empty(cols.shape, dtype=grad_y.dtype)
+        gemm(grad_t, weight[0], grad_cols)
+        padded = np.empty((m, height + 2 * ph, width + 2 * pw, channels), dtype=grad_y.dtype)
+        _patches_backward_jit(grad_cols.reshape(m, out_h, out_w, kh, kw, channels), padded, kh, kw, sh, sw, dh, dw)
+        _unpad_channels_first_jit(padded, grad_x, ph, pw)
+
+
+def _backward_loops(grad_y, x, weight, cols, grad_x, grad_w, grad_b, parts, patches, kh, kw, sh, sw, ph, pw, dh, dw):
+    """For each part p: grad_w[p] and grad_b[p] (O,) of its samples, and, if grad_x is not
+    empty, grad_x (N, C, H, W), in patches if ``patches`` else in rows of taps (weight and grad_w[p]
+    laid out for that layout, 3-D). cols holds the flat columns the forward kept, or is empty if
+    it kept none: then each part makes its own again from x (N, C, H, W)."""
+    n, out_channels, out_h, out_w = grad_y.shape
+    col_rows, plane = weight.shape[0] * weight.shape[2], out_h * out_w
     for p in prange(parts):
         lo, hi = part(n, parts, p)
-        columns = (hi - lo) * plane
-        if cols.size:
-            part_cols = _part_columns(cols, col_rows, plane, lo, hi).reshape(groups, group_rows, columns)
+        made = cols.size > 0
+        if made:
+            part_cols = _part_columns(cols, col_rows, plane, lo, hi)
         else:
-            part_cols = np.empty((groups, group_rows, columns), dtype=x.dtype)
-            _im2col_jit(rows(x, lo, hi), part_cols.reshape(x.shape[1], kh, kw, hi - lo, out_h, out_w),
-                        kh, kw, sh, sw, ph, pw, dh, dw)
-        grad_t = np.empty((groups, group_out, columns), dtype=grad_y.dtype)
-        _nchw_to_cnhw_jit(rows(grad_y, lo, hi).reshape(hi - lo, out_channels, plane),
-                          grad_t.reshape(out_channels, hi - lo, plane), grad_b[p])
-        for g in range(groups):
-            gemm(grad_t[g], part_cols[g].T, grad_w[p, g])
-        if grad_x.size:
-            grad_cols = np.empty((col_rows, columns), dtype=grad_y.dtype)
-            for g in range(groups):
-                gemm(weight[g].T, grad_t[g], rows(grad_cols, g * group_rows, (g + 1) * group_rows))
-            channels = grad_x.shape[1]
-            _col2im_jit(grad_cols.reshape(channels, kh, kw, hi - lo, out_h, out_w), rows(grad_x, lo, hi),
-                        kh, kw, sh, sw, ph, pw, dh, dw)
+            part_cols = np.empty(col_rows * (hi - lo) * plane, dtype=x.dtype)
+        part_grad_x = rows(grad_x, lo, hi) if grad_x.size else grad_x
+        if patches:
+            _backward_part_patches(rows(grad_y, lo, hi), rows(x, lo, hi), weight,
+                                   part_cols.reshape((hi - lo) * plane, col_rows), made, part_grad_x, grad_w[p],
+                                   grad_b[p], kh, kw, sh, sw, ph, pw, dh, dw)
+        else:
+            _backward_part(rows(grad_y, lo, hi), rows(x, lo, hi), weight, part_cols.reshape(col_rows, (hi - lo) * plane),
+                           made, part_grad_x, grad_w[p], grad_b[p], kh, kw, sh, sw, ph, pw, dh, dw)
 
 
 _part_columns = jit(inline="always")(_part_columns)
+_make_patches = jit()(_make_patches)
 _convolve_part = jit()(_convolve_part)
+_convolve_part_patches = jit()(_convolve_part_patches)
+_backward_part = jit()(_backward_part)
+_backward_part_patches = jit()(_backward_part_patches)
 _forward_jit = jit(parallel=True)(_forward_loops)
 _backward_jit = jit(parallel=True)(_backward_loops)
 
@@ -128,33 +212,59 @@ def im2col_workspace_bytes(x_shape, kernel_size, out_hw, itemsize, keep_columns)
     return min(parts, numba.get_num_threads()) * columns // x_shape[0] * largest * itemsize
 
 
+#: Output rows of at most this many positions are short: rows of taps are then copied in runs
+#: too short to pay for their bookkeeping (see the module's docstring).
+SHORT_ROW = 8
+
+
+def uses_patches(x_shape, kernel_size, out_w, groups):
+    """Whether the convolution of an (N, C, H, W) input takes channels-last patches rather than
+    rows of taps (see the module's docstring): ungrouped, more than one tap, short output rows
+    (OW at most ``SHORT_ROW``) and a kernel row of a patch (KW*C values) longer than them."""
+    kh, kw = kernel_size
+    return groups == 1 and kh * kw > 1 and out_w <= SHORT_ROW and kw * x_shape[1] > out_w
+
+
+def _weight_matrices(weight, groups, patches):
+    """The weight (O, C/G, KH, KW) as the kernels take it: (1, O, KH*KW*C), taps ordered
+    (O, KH, KW, C), for patches, else grouped (G, O/G, C/G*KH*KW); C-contiguous."""
+    if patches:
+        return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(1, weight.shape[0], -1)
+    return np.ascontiguousarray(grouped(weight, groups))
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
     out_channels, _, kh, kw = weight.shape
     out_hw = output_hw(x.shape, (kh, kw), stride, padding, dilation)
     y = np.empty((len(x), out_channels) + out_hw, dtype=x.dtype)
     parts = _parts(x, (kh, kw), out_hw)
+    patches = uses_patches(x.shape, (kh, kw), out_hw[1], groups)
     if keep_columns:
         cols = np.empty(column_count(x.shape, (kh, kw), out_hw), dtype=x.dtype)
     else:
         cols = np.empty(0, dtype=x.dtype)
     bias = np.zeros(out_channels, x.dtype) if bias is None else bias
-    _forward_jit(np.ascontiguousarray(x), np.ascontiguousarray(grouped(weight, groups)), bias, y, cols, parts,
+    _forward_jit(np.ascontiguousarray(x), _weight_matrices(weight, groups, patches), bias, y, cols, parts, patches,
                  kh, kw, *stride, *padding, *dilation)
     return y, ((cols, parts) if keep_columns else None)
 
 
 def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, groups, need_bias_grad, need_input_grad):
-    out_channels, _, kh, kw = weight.shape
-    weight_groups = np.ascontiguousarray(grouped(weight, groups))
+    out_channels, in_group, kh, kw = weight.shape
+    patches = uses_patches(x.shape, (kh, kw), grad_y.shape[3], groups)
+    matrices = _weight_matrices(weight, groups, patches)
     grad_x = np.empty(x.shape if need_input_grad else (0, 1, 1, 1), dtype=grad_y.dtype)
     if columns is None:  # the forward kept none: each part makes its own again
         cols, parts = np.empty(0, dtype=x.dtype), _parts(x, (kh, kw), grad_y.shape[2:])
     else:
         cols, parts = columns
-    grad_w = np.empty((parts,) + weight_groups.shape, dtype=grad_y.dtype)
+    grad_w = np.empty((parts,) + matrices.shape, dtype=grad_y.dtype)
     grad_b = np.empty((parts, out_channels), dtype=grad_y.dtype)
-    _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), weight_groups, cols, grad_x, grad_w, grad_b,
-                  parts, kh, kw, *stride, *padding, *dilation)
+    _backward_jit(np.ascontiguousarray(grad_y), np.ascontiguousarray(x), matrices, cols, grad_x, grad_w, grad_b,
+                  parts, patches, kh, kw, *stride, *padding, *dilation)
+    grad_weight = grad_w.sum(axis=0)
+    if patches:  # taps ordered (O, KH, KW, C) -> (O, C, KH, KW)
+        grad_weight = np.ascontiguousarray(grad_weight.reshape(out_channels, kh, kw, in_group).transpose(0, 3, 1, 2))
     return (grad_x if need_input_grad else None,
-            grad_w.sum(axis=0).reshape(weight.shape),
+            grad_weight.reshape(weight.shape),
             grad_b.sum(axis=0) if need_bias_grad else None)

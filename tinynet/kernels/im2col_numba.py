@@ -23,6 +23,13 @@ are in ``benchmarks/HISTORY.md``):
   padding columns it wraps into (rows of 14 are too short to vectorise one by one).
 * Each kernel runs on one thread; ``conv_numba`` calls them on parts of the batch, one part
   per thread (see ``tinynet.kernels.threads``).
+
+The second half of the file makes the convolution's other column layout, the channels-last
+patches that ``conv_numba`` takes when an input has many channels and small planes: one row per
+output position holding its whole receptive field, (N, OH, OW, KH, KW, C), copied from a
+zero-padded channels-last copy of the input in runs of KW*C values (instead of one (N, C) plane
+and offset at a time, whose bookkeeping costs more than the copy when the planes are 7 x 7 or
+4 x 4), and the layout changes between channels first and channels last that go with it.
 """
 import numpy as np
 
@@ -158,6 +165,102 @@ def _nchw_to_cnhw_loops(grad_y, grad_t, sums):
         sums[o] = total
 
 
+# --- channels-last patches (see the module's docstring) ------------------------------------
+
+
+def _pad_channels_last_loops(x, padded, ph, pw):
+    """padded (N, H + 2*ph, W + 2*pw, C) <- x (N, C, H, W) moved channels last, zero in the border."""
+    n_batch, channels, height, width = x.shape
+    zero = x.dtype.type(0)
+    for n in range(n_batch):
+        for a in range(padded.shape[1]):
+            if a < ph or a >= ph + height:
+                padded[n, a] = zero
+                continue
+            padded[n, a, :pw] = zero
+            padded[n, a, pw + width:] = zero
+            for b in range(width):
+                for c in range(channels):
+                    padded[n, a, pw + b, c] = x[n, c, a - ph, b]
+
+
+def _unpad_channels_first_loops(padded, x, ph, pw):
+    """x (N, C, H, W) <- padded (N, H + 2*ph, W + 2*pw, C) without its border, moved channels first."""
+    n_batch, channels, height, width = x.shape
+    for n in range(n_batch):
+        for c in range(channels):
+            for a in range(height):
+                for b in range(width):
+                    x[n, c, a, b] = padded[n, ph + a, pw + b, c]
+
+
+def _patches_loops(padded, cols, kh, kw, sh, sw, dh, dw):
+    """cols (N, OH, OW, KH, KW, C) <- padded (N, H', W', C): the window under each output position.
+    Kernel row i of position (a, b) is KW*C consecutive values of padded when dw is 1 (KW runs of C
+    otherwise)."""
+    n_batch, padded_h, padded_w, channels = padded.shape
+    out_h, out_w = cols.shape[1], cols.shape[2]
+    src, dst = padded.reshape(-1), cols.reshape(-1)
+    run = np.uint64(kw * channels if dw == 1 else channels)
+    runs_per_row, run_step = (1, 0) if dw == 1 else (kw, dw * channels)
+    d = np.uint64(0)
+    for n in range(n_batch):
+        for a in range(out_h):
+            for b in range(out_w):
+                for i in range(kh):
+                    start = ((n * padded_h + a * sh + i * dh) * padded_w + b * sw) * channels
+                    for j in range(runs_per_row):
+                        s = np.uint64(start + j * run_step)
+                        for k in range(run):
+                            dst[d + k] = src[s + k]
+                        d += run
+
+
+def _patches_backward_loops(cols, padded, kh, kw, sh, sw, dh, dw):
+    """padded (N, H', W', C) <- the sum of cols (N, OH, OW, KH, KW, C) added back under each
+    position's window (``_patches_loops`` in reverse)."""
+    n_batch, padded_h, padded_w, channels = padded.shape
+    out_h, out_w = cols.shape[1], cols.shape[2]
+    src, dst = cols.reshape(-1), padded.reshape(-1)
+    dst[:] = 0
+    run = np.uint64(kw * channels if dw == 1 else channels)
+    runs_per_row, run_step = (1, 0) if dw == 1 else (kw, dw * channels)
+    s = np.uint64(0)
+    for n in range(n_batch):
+        for a in range(out_h):
+            for b in range(out_w):
+                for i in range(kh):
+                    start = ((n * padded_h + a * sh + i * dh) * padded_w + b * sw) * channels
+                    for j in range(runs_per_row):
+                        d = np.uint64(start + j * run_step)
+                        for k in range(run):
+                            dst[d + k] += src[s + k]
+                        s += run
+
+
+def _channels_last_to_first_loops(y_t, bias, y):
+    """y (N, O, L) <- y_t (N, L, O) + bias[o]: a product's channels-last rows moved channels first."""
+    n_batch, channels, plane = y.shape
+    for n in range(n_batch):
+        for o in range(channels):
+            b = bias[o]
+            for k in range(plane):
+                y[n, o, k] = y_t[n, k, o] + b
+
+
+def _channels_first_to_last_loops(grad_y, grad_t, sums):
+    """grad_t (N, L, O) <- grad_y (N, O, L), and sums[o] <- the sum of channel o (in float64)."""
+    n_batch, channels, plane = grad_y.shape
+    for o in range(channels):
+        total = 0.0
+        for n in range(n_batch):
+            for k in range(plane):
+                value = grad_y[n, o, k]
+                grad_t[n, k, o] = value
+                total += value
+        sums[o] = total
+
+
 # The helpers are compiled under its own name because the kernels call them by those names.
 _valid_range = jit(inline="always")(_valid_range)
 _zero_outside = jit(inline="always")(_zero_outside)
@@ -166,6 +269,12 @@ _col2im_jit = jit()(_col2im_loops)
 _cnhw_to_nchw_jit = jit()(_cnhw_to_nchw_loops)
 # Reassociation lets LLVM vectorise the float64 channel sums; it changes only their rounding.
 _nchw_to_cnhw_jit = jit(fastmath={"reassoc"})(_nchw_to_cnhw_loops)
+_pad_channels_last_jit = jit()(_pad_channels_last_loops)
+_unpad_channels_first_jit = jit()(_unpad_channels_first_loops)
+_patches_jit = jit()(_patches_loops)
+_patches_backward_jit = jit()(_patches_backward_loops)
+_channels_last_to_first_jit = jit()(_channels_last_to_first_loops)
+_channels_first_to_last_jit = jit(fastmath={"reassoc"})(_channels_first_to_last_loops)
 
 
 def im2col(x, kernel_size, stride, padding, dilation):
