@@ -111,18 +111,27 @@ def kept_allocations(conv, x):
     return y, sorted(trace.size for trace in snapshot.traces)
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("make, shape", CONVS)
-def test_training_workspace_is_the_columns_the_kernels_keep(backend, make, shape):
+def test_training_workspace_of_the_numpy_reference_is_the_columns_it_keeps(make, shape):
     conv = make()
     x = np.random.default_rng(0).standard_normal(shape).astype(conv.weight.dtype)
-    with kernels.use(backend):
+    with kernels.use("numpy"):
         predicted = tn.summary(conv, shape, dtype=conv.weight.dtype).rows[0]["workspace_bytes"]
-        conv(x)  # compile first: numba's compiler allocates too
         y, sizes = kept_allocations(conv, x)
     # Alive after the call: the output, the columns kept for backward, and small objects.
     assert sizes[-2:] == sorted([y.nbytes, predicted])
     assert sum(sizes) - y.nbytes - predicted < 4096
+
+
+@pytest.mark.parametrize("make, shape", CONVS)
+def test_the_numba_kernel_keeps_no_columns_in_training(make, shape):
+    conv = make()
+    x = np.random.default_rng(0).standard_normal(shape).astype(conv.weight.dtype)
+    with kernels.use("numba"):
+        conv(x)  # compile first: numba's compiler allocates too
+        y, sizes = kept_allocations(conv, x)
+    assert sizes[-1] == y.nbytes and sum(sizes) - y.nbytes < 4096  # the output and small objects
+    assert conv._cache.columns is None
 
 
 def test_eval_workspace_of_the_numpy_reference_is_its_largest_chunk(monkeypatch):
@@ -151,9 +160,10 @@ def numba_kernels():
         yield
 
 
-def test_eval_workspace_of_the_numba_kernel_is_one_part_per_thread(monkeypatch, numba_kernels):
+@pytest.mark.parametrize("training", [True, False])
+def test_workspace_of_the_numba_kernel_is_its_largest_parts_one_per_thread(monkeypatch, numba_kernels, training):
     """Runs the kernel's loop as plain Python (numba's prange is then range) and notes the columns
-    each part makes; the threads run as many parts at once."""
+    each part makes; the threads run as many parts at once, in training as in evaluation."""
     import numba
 
     columns = []
@@ -168,20 +178,21 @@ def test_eval_workspace_of_the_numba_kernel_is_one_part_per_thread(monkeypatch, 
         monkeypatch.setattr(conv_numba, layout, counting(getattr(conv_numba, layout)))
     monkeypatch.setattr(conv_numba, "_forward_jit", conv_numba._forward_loops)
     for make, shape in CONVS:
-        conv = make().eval()
+        conv = make().train(training)
         x = np.random.default_rng(0).standard_normal(shape).astype(conv.weight.dtype)
         predicted = tn.summary(conv, shape, dtype=conv.weight.dtype).rows[0]["workspace_bytes"]
         columns.clear()
         y = conv(x)
         parts = len(columns)
         assert parts == conv_numba._parts(x, conv.kernel_size, y.shape[2:])
-        assert predicted == min(parts, numba.get_num_threads()) * max(columns), shape
+        assert predicted == sum(sorted(columns)[-min(parts, numba.get_num_threads()):]), shape
         with kernels.use("numpy"):
             np.testing.assert_allclose(y, conv(x), *tolerance(x.dtype))  # the loop computed the convolution
 
 
 def test_peak_workspace_is_the_largest_layers():
-    report = tn.summary(cnn(), (60, 1, 28, 28))
+    with kernels.use("numpy"):  # which keeps the whole batch's columns in training
+        report = tn.summary(cnn(), (60, 1, 28, 28))
     assert report.totals["peak_workspace_bytes"] == max(r["workspace_bytes"] for r in report.rows) == 60 * 9 * 784 * 4
 
 

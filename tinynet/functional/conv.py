@@ -28,9 +28,11 @@ class Conv2dCache(NamedTuple):
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns=True):
     """Shapes: x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> y (N, O, OH, OW).
 
-    With ``keep_columns`` (training) the cache holds the columns, which backward multiplies by
-    the output gradient. Without it (evaluation) the cache holds only x, from which a backward
-    pass, if one comes, makes them again.
+    With ``keep_columns`` (training) the cache may hold the columns, which backward multiplies by
+    the output gradient: the reference kernels keep them; the numba kernel keeps none and makes
+    them again in backward, where they stay in the cache (``tinynet.kernels.conv_numba``).
+    Without it (evaluation) the cache holds only x, from which a backward pass, if one comes,
+    makes them again.
     """
     y, columns = kernels.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns)
     return y, Conv2dCache(x, columns, weight, stride, padding, dilation, groups)

@@ -196,8 +196,9 @@ class Columns(NamedTuple):
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns):
     """x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> ``(y, columns)``:
-    y (N, O, OH, OW), and the columns backward multiplies by if ``keep_columns`` (tagged with
-    the implementation that made them, whose layout they have: ``Columns``), else None."""
+    y (N, O, OH, OW), and the columns backward multiplies by if ``keep_columns`` and the
+    implementation keeps them (tagged with the implementation that made them, whose layout they
+    have: ``Columns``), else None: backward then makes them again from x."""
     implementation = _implementation("conv", x)
     y, columns = implementation.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_columns)
     return y, None if columns is None else Columns(implementation, columns)

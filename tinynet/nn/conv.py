@@ -36,10 +36,11 @@ class Conv2d(WeightedLayer):
         PyTorch, so weights load both ways. Initialised as PyTorch does
         (``tinynet.init.default_layer_init_``).
 
-    In training mode the layer keeps its im2col columns for backward. In eval mode it keeps
-    only its input (backward, if called, makes the columns again) and convolves a large CPU
-    batch a few samples at a time, so that the columns stay in the cache
-    (``tinynet.functional.conv.conv2d_forward``).
+    The numba kernels keep only the input for backward, which makes the im2col columns again,
+    a few samples at a time, as the forward made them, so that they stay in the cache
+    (``tinynet.kernels.conv_numba``). The NumPy reference keeps its columns in training mode;
+    in eval mode it keeps only the input and convolves a large batch a few samples at a time
+    (``tinynet.kernels.conv_numpy``).
 
     Example::
 
