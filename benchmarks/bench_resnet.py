@@ -9,8 +9,7 @@ The model: Conv2d(1, 16, 3) - BatchNorm2d - ReLU - MaxPool2d(2), residual blocks
 1x1-conv-BN shortcut, then ReLU; AdaptiveAvgPool2d(1), Flatten, Linear(64, 10). A step is
 forward, cross-entropy, backward and an SGD update (Nesterov momentum 0.9, weight decay 5e-4),
 reading the loss as a Python number on both sides. The step time is the median over 5 rounds of
-the mean of ``--steps`` steps, after 10 warm-up steps (which also load or compile the numba
-kernels); random images (the timings do not depend on the pixel values). Each library runs in
+the mean of ``--steps`` steps, after the numba kernels are compiled or loaded (``warm_up``) and 10 warm-up steps; random images (the timings do not depend on the pixel values). Each library runs in
 its own subprocess with the same number of threads, ``--repeat`` times alternating with the
 other, and the medians are shown with the ratios tinynet / PyTorch (lower is better for tinynet).
 """
@@ -37,6 +36,7 @@ def tinynet_side(steps):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     from mnist_resnet import resnet
 
+    tn.kernels.warm_up([np.float32])  # before any timing: no step runs on the reference while numba compiles
     tn.manual_seed(0)
     model = resnet()
     optimizer = tn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
