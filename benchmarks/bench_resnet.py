@@ -9,8 +9,9 @@ The model: Conv2d(1, 16, 3) - BatchNorm2d - ReLU - MaxPool2d(2), residual blocks
 1x1-conv-BN shortcut, then ReLU; AdaptiveAvgPool2d(1), Flatten, Linear(64, 10). A step is
 forward, cross-entropy, backward and an SGD update (Nesterov momentum 0.9, weight decay 5e-4),
 reading the loss as a Python number on both sides. The step time is the median over 5 rounds of
-the mean of ``--steps`` steps, after the numba kernels are compiled or loaded (``warm_up``) and 10 warm-up steps; random images (the timings do not depend on the pixel values). Each library runs in
-its own subprocess with the same number of threads, ``--repeat`` times alternating with the
+the mean of ``--steps`` steps, after the numba kernels are compiled or loaded (``warm_up``) and
+10 warm-up steps; random images (the timings do not depend on the pixel values). Each library
+runs in its own subprocess with the same number of threads, ``--repeat`` times alternating with the
 other, and the medians are shown with the ratios tinynet / PyTorch (lower is better for tinynet).
 """
 import sys
