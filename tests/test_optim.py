@@ -225,6 +225,40 @@ def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight
         np.testing.assert_array_equal(looped, array_code)
 
 
+# --- SGD's fused loop -----------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(dtype=dtypes, kwargs=sgd_kwargs(), seed=st.integers(0, 2**16))
+def test_sgd_loop_and_array_code_give_the_same_bits(dtype, kwargs, seed):
+    """Five steps with the compiled loop and with the reference array code leave the same
+    parameters and momentum buffers, bit for bit, also when gradients hold zeros, NaN and inf,
+    and for a 0-d parameter; the caller's gradients are not written."""
+    rng = np.random.default_rng(seed)
+    start = [rng.standard_normal(shape).astype(dtype) for shape in [(3, 4), (5,), ()]]
+    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(5)]
+    grads[1][0][0, :3] = [0.0, np.nan, np.inf]
+    grads[3][1][2] = -np.inf
+    given_grads = [[g.copy() for g in step] for step in grads]
+
+    def train(kernels):
+        params = [tn.Parameter(p.copy()) for p in start]
+        optimizer = SGD(params, **kwargs)
+        with tn.kernels.use(kernels):
+            for step_grads in grads:
+                for param, grad in zip(params, step_grads):
+                    param.grad = grad
+                optimizer.step()
+        return [p.data for p in params] + [value for state in optimizer.state for value in state.values()]
+
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf on purpose
+        array_code_results, loop_results = train("numpy"), train("numba")
+    assert len(loop_results) == len(array_code_results) == 3 * (1 + (kwargs.get("momentum", 0) != 0))
+    for looped, array_code in zip(loop_results, array_code_results):
+        np.testing.assert_array_equal(looped, array_code)
+    for step, given in zip(grads, given_grads):
+        for grad, copy in zip(step, given):
+            np.testing.assert_array_equal(grad, copy)
+
+
 @pytest.mark.parametrize("cls, kwargs", [(SGD, dict(lr=0.1, momentum=0.9)), (Adam, dict(lr=0.1, amsgrad=True))])
 def test_float16_parameters_take_the_array_code(cls, kwargs):
     """numba does not compute in float16: the compiled loops must not be offered it."""

@@ -119,7 +119,7 @@ FAMILIES = {
     "pool": ("max_pool2d_forward", "max_pool2d_values", "max_pool2d_backward", "avg_pool2d_forward",
              "avg_pool2d_backward"),
     "norm": ("normalize_forward", "normalize_backward"),
-    "optim": ("axpby", "adam_step"),
+    "optim": ("axpby", "sgd_step", "adam_step"),
 }
 IMPLEMENTATIONS = ("numpy", "numba", "cupy")
 
@@ -336,6 +336,13 @@ def axpby(a, x, b, y):
     optimizer's update (``p - lr*g``, ``momentum*buf + (1 - dampening)*g``). a, b: Python floats;
     x, y: arrays of one shape and dtype."""
     return _implementation("optim", y).axpby(a, x, b, y)
+
+
+def sgd_step(p, g, momentum_buffer, weight_decay, momentum, dampening, nesterov, lr, first):
+    """One SGD update of parameter ``p`` with gradient ``g``, in place on p and momentum_buffer
+    (None without momentum; ``first``: the update is its first); the formulas are in
+    ``optim_numpy.sgd_step``."""
+    _implementation("optim", p).sgd_step(p, g, momentum_buffer, weight_decay, momentum, dampening, nesterov, lr, first)
 
 
 def adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size, bias_correction2_sqrt, shrink):

@@ -24,6 +24,22 @@ def _axpby_loop(a, x, b, y):
         y[i] = a * x[i] + b * y[i]
 
 
+def _sgd_loop(p, g, buf, decays, decay, first, momentum, one_minus_dampening, nesterov, negative_lr):
+    """``optim_numpy.sgd_step`` as one loop over flat arrays (``buf`` empty without momentum;
+    ``decays``: whether weight decay applies), rounding as the array code does."""
+    for i in range(p.size):
+        grad = g[i]
+        if decays:
+            grad = decay * p[i] + grad
+        if buf.size:
+            if first:
+                buf[i] = grad
+            else:
+                buf[i] = one_minus_dampening * grad + momentum * buf[i]
+            grad = momentum * buf[i] + grad if nesterov else buf[i]
+        p[i] = negative_lr * grad + p[i]
+
+
 def _adam_loop(p, g, m, v, v_max, decays, decay, one_minus_beta1, beta1, one_minus_beta2, beta2, eps, step_size,
                bias_correction2_sqrt, shrink):
     """``optim_numpy.adam_step`` as one loop over flat arrays (``v_max`` empty without amsgrad;
@@ -43,6 +59,7 @@ def _adam_loop(p, g, m, v, v_max, decays, decay, one_minus_beta1, beta1, one_min
 
 
 _axpby_jit = jit(nogil=True, error_model="numpy")(_axpby_loop)
+_sgd_jit = jit(nogil=True, error_model="numpy")(_sgd_loop)
 _adam_jit = jit(nogil=True, error_model="numpy")(_adam_loop)
 
 
@@ -59,6 +76,15 @@ def axpby(a, x, b, y):
     scalar = y.dtype.type
     _axpby_jit(scalar(a), x.reshape(-1), scalar(b), y.reshape(-1))
     return y
+
+
+def sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first):
+    if not _flat_loop_applies(p, g, *([] if buf is None else [buf])):
+        return optim_numpy.sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first)
+    scalar = p.dtype.type
+    buf_flat = p.reshape(-1)[:0] if buf is None else buf.reshape(-1)  # empty: no momentum
+    _sgd_jit(p.reshape(-1), g.reshape(-1), buf_flat, weight_decay != 0, scalar(weight_decay), first, scalar(momentum),
+             scalar(1.0 - dampening), nesterov, scalar(-lr))
 
 
 def adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size, bias_correction2_sqrt, shrink):

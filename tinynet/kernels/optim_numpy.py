@@ -20,6 +20,30 @@ def axpby(a, x, b, y):
     return y
 
 
+def sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first):
+    """One SGD update of parameter ``p`` with gradient ``g`` (PyTorch's rule), in place on p and
+    the momentum buffer ``buf``::
+
+        g = g + weight_decay * p                     (if weight_decay != 0; the caller's g is not written)
+        buf = g if first, else momentum * buf + (1 - dampening) * g      (unless buf is None)
+        g = g + momentum * buf if nesterov, else buf                     (unless buf is None)
+        p = p - lr * g
+
+    ``buf`` is None without momentum; ``first`` says the step is its first (PyTorch sets the
+    buffer to the gradient then, without dampening). Arrays of one shape and dtype; the scalars
+    are Python floats.
+    """
+    if weight_decay != 0:
+        g = axpby(weight_decay, p, 1.0, g.copy())
+    if buf is not None:
+        if first:
+            buf[...] = g
+        else:
+            axpby(1.0 - dampening, g, momentum, buf)
+        g = axpby(momentum, buf, 1.0, g if weight_decay != 0 else g.copy()) if nesterov else buf
+    axpby(-lr, g, 1.0, p)
+
+
 def adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size, bias_correction2_sqrt, shrink):
     """One Adam update of parameter ``p`` with gradient ``g``, in place on p, m, v (and v_max)::
 

@@ -1,5 +1,6 @@
 """Stochastic gradient descent with momentum, as ``torch.optim.SGD`` computes it."""
-from ..kernels import axpby
+from ..backend import get_array_module
+from ..kernels import sgd_step
 from .optimizer import Optimizer, as_bool, as_float, require
 
 
@@ -58,23 +59,12 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if h["momentum"] != 0 else ()
 
     def _update(self, param, state):
-        p, g = param.data, param.grad
-        # Holds the decayed or the Nesterov gradient: the caller's gradient is never written.
-        (scratch,) = self._scratch(param, 1)
-        if self.weight_decay != 0:
-            scratch[...] = g
-            g = axpby(self.weight_decay, p, 1.0, scratch)
+        buf, first = None, False
         if self.momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
-            else:
-                axpby(1.0 - self.dampening, g, self.momentum, buf)
-            if self.nesterov:
-                if g is not scratch:
-                    scratch[...] = g
-                g = axpby(self.momentum, buf, 1.0, scratch)
-            else:
-                g = buf
+                buf = state["momentum_buffer"] = get_array_module(param.data).empty_like(param.data)
+                first = True
         # float(): a schedule may have set lr to a NumPy scalar, which would upcast float32 (NEP 50).
-        axpby(-float(self.lr), g, 1.0, p)
+        sgd_step(param.data, param.grad, buf, self.weight_decay, self.momentum, self.dampening, self.nesterov,
+                 float(self.lr), first)
