@@ -328,21 +328,25 @@ def test_norm_numba_equals_numpy_to_rounding(case, need_param_grads):
     dtype = x.dtype
     ours = norm_numba.normalize_forward(x, axes, eps, weight, bias, mean, var)
     expected = norm_numpy.normalize_forward(x, axes, eps, weight, bias, mean, var)
-    for name, actual, reference in zip(["y", "x_hat", "inv_std", "batch_mean", "batch_var"], ours, expected):
+    for name, actual, reference in zip(["y", "inv_std", "batch_mean", "batch_var"], ours, expected):
         if reference is None:
             assert actual is None, name
             continue
         assert actual.shape == reference.shape and actual.dtype == dtype, name
-        # x_hat is x - mean times inv_std: the mean's rounding (relative to |x|) is multiplied by inv_std
-        size = float(np.max(np.abs(x))) * float(np.max(expected[2])) if name in ("y", "x_hat") else reference
+        # y is x - mean times inv_std (times weight): the mean's rounding (relative to |x|) is multiplied by inv_std
+        size = float(np.max(np.abs(x))) * float(np.max(expected[1])) if name == "y" else reference
         if name == "y" and weight is not None:
             size *= float(np.max(np.abs(weight)))
-        rtol, atol = tolerance(dtype, expected=[size] if name in ("y", "x_hat") else reference)
+        rtol, atol = tolerance(dtype, expected=[size] if name == "y" else reference)
         np.testing.assert_allclose(actual, reference, rtol=rtol, atol=atol, err_msg=name)
-    _, x_hat, inv_std, _, _ = expected
+    _, inv_std, batch_mean, _ = expected
     batch_stats = mean is None
-    ours = norm_numba.normalize_backward(grad_y, x_hat, inv_std, weight, axes, axes, batch_stats, need_param_grads)
-    expected = norm_numpy.normalize_backward(grad_y, x_hat, inv_std, weight, axes, axes, batch_stats, need_param_grads)
+    used_mean = batch_mean if batch_stats else mean
+    x_hat = (x - used_mean) * inv_std
+    ours = norm_numba.normalize_backward(grad_y, x, used_mean, inv_std, weight, axes, axes, batch_stats,
+                                         need_param_grads)
+    expected = norm_numpy.normalize_backward(grad_y, x, used_mean, inv_std, weight, axes, axes, batch_stats,
+                                             need_param_grads)
     gamma = 1.0 if weight is None else float(np.max(np.abs(weight)))
     # Every term of the gradients is at most |grad_y| * |x_hat| (times |weight| * inv_std for grad_x).
     term = float(np.max(np.abs(grad_y))) * max(1.0, float(np.max(np.abs(x_hat)))) * x_hat.size
@@ -366,7 +370,7 @@ def test_norm_numba_gives_other_normalisations_to_the_reference():
         expected = norm_numpy.normalize_forward(x, axes, 1e-5, per_element, None, None, None)
         for actual, reference in zip(ours, expected):
             np.testing.assert_array_equal(actual, reference)
-        backward = [module.normalize_backward(grad_y, expected[1], expected[2], per_element, axes, param_axes,
+        backward = [module.normalize_backward(grad_y, x, expected[2], expected[1], per_element, axes, param_axes,
                                               True, True) for module in (norm_numba, norm_numpy)]
         for actual, reference in zip(*backward):
             np.testing.assert_array_equal(actual, reference)
@@ -434,15 +438,16 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     np.testing.assert_array_equal(grad_py, pool_numba.avg_pool2d_backward(y, x.shape, *pool))
 
     channels = rng.standard_normal((3, 2, 4))  # (N, C, L)
-    stats, y, x_hat = np.empty((3, 2)), np.empty_like(channels), np.empty_like(channels)
-    norm_numba._forward_loops(channels, 1e-5, np.array([2.0, -1.0]), np.array([0.5, 0.0]), *stats, x_hat, y, True)
+    stats, y = np.empty((3, 2)), np.empty_like(channels)
+    norm_numba._forward_loops(channels, 1e-5, np.array([2.0, -1.0]), np.array([0.5, 0.0]), *stats, y, True)
     expected = norm_numba.normalize_forward(channels, (0, 2), 1e-5, np.array([2.0, -1.0]).reshape(1, 2, 1),
                                             np.array([0.5, 0.0]).reshape(1, 2, 1), None, None)
-    for actual, reference in zip([y, x_hat, stats[2], stats[0], stats[1]], expected):
+    for actual, reference in zip([y, stats[2], stats[0], stats[1]], expected):
         np.testing.assert_allclose(actual, reference.reshape(actual.shape), rtol=1e-12)
     grad_py, sums = np.empty_like(channels), np.empty((2, 2))
-    norm_numba._backward_loops(channels, x_hat, stats[2], np.array([2.0, -1.0]), grad_py, *sums, True, True)
-    expected = norm_numba.normalize_backward(channels, x_hat, stats[2].reshape(1, 2, 1),
+    norm_numba._backward_loops(channels, channels, stats[0], stats[2], np.array([2.0, -1.0]), grad_py, *sums, True,
+                               True)
+    expected = norm_numba.normalize_backward(channels, channels, stats[0].reshape(1, 2, 1), stats[2].reshape(1, 2, 1),
                                              np.array([2.0, -1.0]).reshape(1, 2, 1), (0, 2), (0, 2), True, True)
     for actual, reference in zip([grad_py, *sums], expected):
         np.testing.assert_allclose(actual, reference, rtol=1e-12)

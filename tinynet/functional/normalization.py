@@ -24,7 +24,8 @@ from .. import kernels
 
 
 class NormCache(NamedTuple):
-    x_hat: object        # the normalised input, x's shape
+    x: object            # the input (backward computes x_hat from it again)
+    mean: object         # the mean used, shaped to broadcast against x (the batch's, or a copy of the given one)
     inv_std: object      # 1 / sqrt(var + eps), shaped to broadcast against x
     weight: object       # the scale, shaped to broadcast against x, or None without affine
     axes: tuple          # the reduced axes
@@ -42,13 +43,16 @@ def normalize_forward(x, axes, eps, weight=None, bias=None, mean=None, var=None,
     ``param_axes`` are the axes the weight is broadcast over (default: ``axes``).
     """
     axes = tuple(axes)
-    y, x_hat, inv_std, batch_mean, batch_var = kernels.normalize_forward(x, axes, eps, weight, bias, mean, var)
-    cache = NormCache(x_hat, inv_std, weight, axes, axes if param_axes is None else tuple(param_axes), mean is None)
+    y, inv_std, batch_mean, batch_var = kernels.normalize_forward(x, axes, eps, weight, bias, mean, var)
+    # A copy of given statistics: the running estimates they come from may change before backward.
+    used_mean = batch_mean if mean is None else mean.copy()
+    cache = NormCache(x, used_mean, inv_std, weight, axes, axes if param_axes is None else tuple(param_axes),
+                      mean is None)
     return y, cache, batch_mean, batch_var
 
 
 def normalize_backward(grad_y, cache, need_param_grads):
     """Return ``(grad_x, grad_weight, grad_bias)``; the last two summed over ``param_axes``
     (and None unless ``need_param_grads``)."""
-    return kernels.normalize_backward(grad_y, cache.x_hat, cache.inv_std, cache.weight, cache.axes, cache.param_axes,
-                                      cache.batch_stats, need_param_grads)
+    return kernels.normalize_backward(grad_y, cache.x, cache.mean, cache.inv_std, cache.weight, cache.axes,
+                                      cache.param_axes, cache.batch_stats, need_param_grads)

@@ -319,14 +319,15 @@ def avg_pool2d_backward(grad_y, x_shape, kernel_size, stride, padding):
 def normalize_forward(x, axes, eps, weight, bias, mean, var):
     """Normalise x over ``axes`` with the batch's statistics (``mean`` and ``var`` None) or the
     given ones, then scale by ``weight`` and shift by ``bias`` (each broadcastable against x, or
-    None) -> ``(y, x_hat, inv_std, batch_mean, batch_var)``; see ``norm_numpy.normalize_forward``."""
+    None) -> ``(y, inv_std, batch_mean, batch_var)``; see ``norm_numpy.normalize_forward``."""
     return _implementation("norm", x).normalize_forward(x, axes, eps, weight, bias, mean, var)
 
 
-def normalize_backward(grad_y, x_hat, inv_std, weight, axes, param_axes, batch_stats, need_param_grads):
-    """``(grad_x, grad_weight, grad_bias)`` of ``normalize_forward``, given its x_hat and inv_std;
-    the parameter gradients summed over ``param_axes`` (None unless ``need_param_grads``)."""
-    return _implementation("norm", grad_y).normalize_backward(grad_y, x_hat, inv_std, weight, axes, param_axes,
+def normalize_backward(grad_y, x, mean, inv_std, weight, axes, param_axes, batch_stats, need_param_grads):
+    """``(grad_x, grad_weight, grad_bias)`` of ``normalize_forward``, given its input x and the mean
+    and inv_std it used; the parameter gradients summed over ``param_axes`` (None unless
+    ``need_param_grads``)."""
+    return _implementation("norm", grad_y).normalize_backward(grad_y, x, mean, inv_std, weight, axes, param_axes,
                                                                batch_stats, need_param_grads)
 
 
@@ -338,11 +339,11 @@ def axpby(a, x, b, y):
     return _implementation("optim", y).axpby(a, x, b, y)
 
 
-def sgd_step(p, g, momentum_buffer, weight_decay, momentum, dampening, nesterov, lr, first):
-    """One SGD update of parameter ``p`` with gradient ``g``, in place on p and momentum_buffer
-    (None without momentum; ``first``: the update is its first); the formulas are in
+def sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first):
+    """One SGD update of parameter ``p`` with gradient ``g``, in place on p and the momentum buffer
+    ``buf`` (None without momentum; ``first``: the update is its first); the formulas are in
     ``optim_numpy.sgd_step``."""
-    _implementation("optim", p).sgd_step(p, g, momentum_buffer, weight_decay, momentum, dampening, nesterov, lr, first)
+    _implementation("optim", p).sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first)
 
 
 def adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size, bias_correction2_sqrt, shrink):

@@ -286,9 +286,10 @@ def _run_im2col(module, random):
 def _run_norm(module, random):
     x, axes, shape = random(3, 2, 4), (0, 2), (1, 2, 1)
     for mean, var in ((None, None), (random(*shape), random(*shape) ** 2)):  # the batch's statistics, given ones
-        y, x_hat, inv_std, _, _ = module.normalize_forward(x, axes, 1e-5, random(*shape), random(*shape), mean, var)
+        y, inv_std, batch_mean, _ = module.normalize_forward(x, axes, 1e-5, random(*shape), random(*shape), mean, var)
         for need_param_grads in (True, False):
-            module.normalize_backward(y, x_hat, inv_std, random(*shape), axes, axes, mean is None, need_param_grads)
+            module.normalize_backward(y, x, batch_mean if mean is None else mean, inv_std, random(*shape), axes, axes,
+                                      mean is None, need_param_grads)
 
 
 def _run_activation(module, random):

@@ -30,9 +30,10 @@ def normalize_forward(x, axes, eps, weight, bias, mean, var):
     broadcast against x, or None). With ``mean`` and ``var`` None the batch's own statistics are
     used, else those (broadcastable against x).
 
-    Returns ``(y, x_hat, inv_std, batch_mean, batch_var)``: y and x_hat of x's shape, inv_std =
-    1 / sqrt(var + eps) and the batch's mean and biased variance shaped as x with the reduced axes
-    kept (the last two None when ``mean`` and ``var`` were given).
+    Returns ``(y, inv_std, batch_mean, batch_var)``: y of x's shape, inv_std = 1 / sqrt(var + eps)
+    and the batch's mean and biased variance shaped as x with the reduced axes kept (the last two
+    None when ``mean`` and ``var`` were given). The backward takes x and the mean used again, and
+    recomputes x_hat from them.
     """
     xp = get_array_module(x)
     batch_stats = mean is None
@@ -44,19 +45,22 @@ def normalize_forward(x, axes, eps, weight, bias, mean, var):
     else:
         centred = x - mean
     inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
-    x_hat = centred
-    x_hat *= inv_std
-    y = x_hat.copy() if weight is None else x_hat * weight  # a new array: the caller keeps x_hat
+    y = centred
+    y *= inv_std  # x_hat
+    if weight is not None:
+        y *= weight
     if bias is not None:
         y += bias
-    return y, x_hat, inv_std, (mean if batch_stats else None), (var if batch_stats else None)
+    return y, inv_std, (mean if batch_stats else None), (var if batch_stats else None)
 
 
-def normalize_backward(grad_y, x_hat, inv_std, weight, axes, param_axes, batch_stats, need_param_grads):
-    """``(grad_x, grad_weight, grad_bias)`` given the forward's x_hat and inv_std and the scale
-    ``weight`` (or None); the input gradient has three terms if ``batch_stats`` (the statistics
-    came from x), else one. The parameter gradients are summed over ``param_axes`` (not kept), and
-    None unless ``need_param_grads``."""
+def normalize_backward(grad_y, x, mean, inv_std, weight, axes, param_axes, batch_stats, need_param_grads):
+    """``(grad_x, grad_weight, grad_bias)`` given the forward's input x, the mean and inv_std it
+    used and the scale ``weight`` (or None); the input gradient has three terms if
+    ``batch_stats`` (the statistics came from x), else one. The parameter gradients are summed
+    over ``param_axes`` (not kept), and None unless ``need_param_grads``."""
+    x_hat = x - mean
+    x_hat *= inv_std  # as the forward rounded it
     grad_weight = grad_bias = None
     if need_param_grads:
         grad_weight = _sum(param_axes, grad_y, x_hat, keepdims=False)
