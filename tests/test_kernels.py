@@ -408,6 +408,32 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     im2col_numba._col2im_loops(cols, grad_x, 3, 2, 2, 1, 1, 1, 1, 2)
     np.testing.assert_array_equal(grad_x, im2col_numba.col2im(cols.reshape(12, -1), x.shape, *geometry))
 
+    # The channels-last patches (dilation 2 across, so that a kernel row is KW runs of C values).
+    padded = np.empty((2, 5 + 2, 4 + 2, 2))  # x (N, C, H, W) padded by 1, channels last
+    im2col_numba._pad_channels_last_loops(x, padded, 1, 1)
+    np.testing.assert_array_equal(padded, np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).transpose(0, 2, 3, 1))
+    patches = np.empty((2, out_h, out_w, 3, 2, 2))
+    im2col_numba._patches_loops(padded, patches, 3, 2, 2, 1, 1, 2)
+    np.testing.assert_array_equal(patches.transpose(5, 3, 4, 0, 1, 2), cols)  # (C, KH, KW, N, OH, OW)
+    compiled = np.empty_like(patches)
+    im2col_numba._patches_jit(padded, compiled, 3, 2, 2, 1, 1, 2)
+    np.testing.assert_array_equal(compiled, patches)
+    compiled = np.empty_like(padded)
+    im2col_numba._patches_backward_loops(patches, padded, 3, 2, 2, 1, 1, 2)
+    im2col_numba._patches_backward_jit(patches, compiled, 3, 2, 2, 1, 1, 2)
+    np.testing.assert_array_equal(padded, compiled)
+    unpadded = np.empty_like(x)
+    im2col_numba._unpad_channels_first_loops(padded, unpadded, 1, 1)
+    np.testing.assert_array_equal(unpadded, grad_x)  # col2im of the same columns
+    channels_last = rng.standard_normal((2, 4, 3))  # (N, L, O)
+    first, sums = np.empty((2, 3, 4)), np.empty(3)
+    im2col_numba._channels_last_to_first_loops(channels_last, np.arange(3.0), first)
+    np.testing.assert_array_equal(first, channels_last.transpose(0, 2, 1) + np.arange(3.0).reshape(3, 1))
+    back = np.empty_like(channels_last)
+    im2col_numba._channels_first_to_last_loops(first, back, sums)
+    np.testing.assert_array_equal(back, channels_last + np.arange(3.0))
+    np.testing.assert_allclose(sums, first.sum(axis=(0, 2)), rtol=1e-12)
+
     y_t = rng.standard_normal((3, 2, 4))  # (O, N, L)
     y_py, sums = np.empty((2, 3, 4)), np.empty(3)
     im2col_numba._cnhw_to_nchw_loops(y_t, np.arange(3.0), y_py)
