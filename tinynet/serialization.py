@@ -190,14 +190,34 @@ def _unflatten(entries, path):
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
+def _declared_member_count(path):
+    """The number of members the end-of-central-directory record of the zip archive at ``path``
+    declares, found as zipfile finds the record (the last one in the file's final 64 KiB and 22
+    bytes); None for a ZIP64 archive, which declares it in another record."""
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - (1 << 16) - 22))
+        tail = file.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None  # zipfile refuses such a file itself
+    count = int.from_bytes(tail[at + 10:at + 12], "little")
+    return None if count == 0xFFFF else count
+
+
 def _read_npz(path):
     """``{name: array}`` of the ``.npy`` members of the zip archive at ``path``, in order.
 
     Each member's header is read first and its shape checked against the member's size, so a
     damaged or hostile header announcing a huge array is refused instead of allocated; a
-    member's error names it."""
+    member's error names it. The members zipfile lists must be as many as the archive declares:
+    a damaged length in the central directory (a file comment's, say) makes zipfile skip the
+    entries after it without a word, and the file would load with entries missing."""
     arrays = {}
     with zipfile.ZipFile(path) as archive:
+        declared, listed = _declared_member_count(path), len(archive.infolist())
+        if declared is not None and declared != listed:
+            raise ValueError(f"its central directory declares {declared} members but lists {listed}")
         for info in archive.infolist():
             name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
             try:
@@ -219,7 +239,8 @@ def _read_npz(path):
                                          f"more than the {info.file_size - member.tell()} bytes stored")
                 with archive.open(info) as member:
                     arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            # NotImplementedError: zipfile's, for a member flag it does not support (patched data).
+            except (ValueError, OSError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as err:
                 raise ValueError(f"member {name!r}: {err}") from err
     return arrays
 
@@ -271,8 +292,9 @@ def load(path):
                 values.append((name, value.item() if kind == _SCALAR else value))
         if arrays:
             raise ValueError(f"entries {sorted(arrays)} are not listed in its metadata")
-    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, EOFError, TypeError, NotImplementedError, zipfile.BadZipFile) as err:
         # np.load raises OSError for an unknown format, ValueError for pickled data,
-        # BadZipFile/EOFError/ValueError for a damaged archive or member.
+        # BadZipFile/EOFError/ValueError for a damaged archive or member; zipfile raises
+        # NotImplementedError for a directory entry made by a zip version it does not know.
         raise ValueError(f"tinynet.load: {path} is not a valid tinynet .npz file: {err}") from err
     return _unflatten(values, path)
