@@ -190,6 +190,19 @@ def test_axpby_paths_round_exactly_like_numpy(dtype, shape, a, b, seed):
         np.testing.assert_array_equal(got, expected)
 
 
+def steps_with(kernels, make_optimizer, start, grads):
+    """Parameters made of copies of ``start`` after one step per list of ``grads`` of the optimizer
+    ``make_optimizer(params)`` on the ``kernels`` implementation, then the optimizer's state arrays."""
+    params = [tn.Parameter(p.copy()) for p in start]
+    optimizer = make_optimizer(params)
+    with tn.kernels.use(kernels):
+        for step_grads in grads:
+            for param, grad in zip(params, step_grads):
+                param.grad = grad
+            optimizer.step()
+    return [p.data for p in params] + [value for state in optimizer.state for value in state.values()]
+
+
 # --- Adam's fused loop ----------------------------------------------------------------------
 @settings(max_examples=40, deadline=None)
 @given(
@@ -208,19 +221,12 @@ def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight
     grads[1][0][0, :3] = [0.0, np.nan, np.inf]
     grads[3][1][2] = -np.inf
 
-    def train(kernels):
-        params = [tn.Parameter(p.copy()) for p in start]
-        optimizer = cls(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
-        with tn.kernels.use(kernels):
-            for step_grads in grads:
-                for param, grad in zip(params, step_grads):
-                    param.grad = grad
-                optimizer.step()
-        return [p.data for p in params] + [value for state in optimizer.state for value in state.values()]
+    def make(params):
+        return cls(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
 
     # inf / inf and 0 * inf on purpose, in the array code and in the loops run as Python (NUMBA_DISABLE_JIT=1).
     with np.errstate(invalid="ignore", over="ignore"):
-        array_code_results, loop_results = train("numpy"), train("numba")
+        array_code_results, loop_results = (steps_with(kernels, make, start, grads) for kernels in ("numpy", "numba"))
     for looped, array_code in zip(loop_results, array_code_results):
         np.testing.assert_array_equal(looped, array_code)
 
@@ -239,18 +245,9 @@ def test_sgd_loop_and_array_code_give_the_same_bits(dtype, kwargs, seed):
     grads[3][1][2] = -np.inf
     given_grads = [[g.copy() for g in step] for step in grads]
 
-    def train(kernels):
-        params = [tn.Parameter(p.copy()) for p in start]
-        optimizer = SGD(params, **kwargs)
-        with tn.kernels.use(kernels):
-            for step_grads in grads:
-                for param, grad in zip(params, step_grads):
-                    param.grad = grad
-                optimizer.step()
-        return [p.data for p in params] + [value for state in optimizer.state for value in state.values()]
-
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf on purpose
-        array_code_results, loop_results = train("numpy"), train("numba")
+        array_code_results, loop_results = (steps_with(kernels, lambda params: SGD(params, **kwargs), start, grads)
+                                            for kernels in ("numpy", "numba"))
     assert len(loop_results) == len(array_code_results) == 3 * (1 + (kwargs.get("momentum", 0) != 0))
     for looped, array_code in zip(loop_results, array_code_results):
         np.testing.assert_array_equal(looped, array_code)

@@ -51,7 +51,7 @@ from . import column_count, grouped, output_hw
 from .blas import gemm
 from .compiling import jit
 from .im2col_numba import (_channels_first_to_last_jit, _channels_last_to_first_jit, _cnhw_to_nchw_jit, _col2im_jit,
-                           _im2col_jit, _nchw_to_cnhw_jit, _pad_channels_last_jit, _patches_backward_jit, _patches_jit,
+                           _im2col_jit, _nchw_to_cnhw_jit, _pad_channels_last_jit, _patches_jit,
                            _unpad_channels_first_jit)
 from .threads import batch_parts, part, rows
 
@@ -64,7 +64,7 @@ def _make_patches(x, cols, kh, kw, sh, sw, ph, pw, dh, dw):
     m, channels, height, width = x.shape
     padded = np.empty((m, height + 2 * ph, width + 2 * pw, channels), dtype=x.dtype)
     _pad_channels_last_jit(x, padded, ph, pw)
-    _patches_jit(padded, cols, kh, kw, sh, sw, dh, dw)
+    _patches_jit(padded, cols, kh, kw, sh, sw, dh, dw, False)
 
 
 def _convolve_part(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh, dw):
@@ -102,7 +102,8 @@ def _forward_loops(x, weight, bias, y, parts, patches, kh, kw, sh, sw, ph, pw, d
         lo, hi = part(n, parts, p)
         if patches:
             _convolve_part_patches(rows(x, lo, hi), weight, bias, rows(y, lo, hi),
-                                   np.empty(((hi - lo) * plane, col_rows), dtype=x.dtype), kh, kw, sh, sw, ph, pw, dh, dw)
+                                   np.empty(((hi - lo) * plane, col_rows), dtype=x.dtype),
+                                   kh, kw, sh, sw, ph, pw, dh, dw)
         else:
             _convolve_part(rows(x, lo, hi), weight, bias, rows(y, lo, hi),
                            np.empty((col_rows, (hi - lo) * plane), dtype=x.dtype), kh, kw, sh, sw, ph, pw, dh, dw)
@@ -142,7 +143,7 @@ def _backward_part_patches(grad_y, x, weight, cols, grad_x, grad_w, grad_b, kh, 
         grad_cols = np.empty(cols.shape, dtype=grad_y.dtype)
         gemm(grad_t, weight[0], grad_cols)
         padded = np.empty((m, height + 2 * ph, width + 2 * pw, channels), dtype=grad_y.dtype)
-        _patches_backward_jit(grad_cols.reshape(m, out_h, out_w, kh, kw, channels), padded, kh, kw, sh, sw, dh, dw)
+        _patches_jit(padded, grad_cols.reshape(m, out_h, out_w, kh, kw, channels), kh, kw, sh, sw, dh, dw, True)
         _unpad_channels_first_jit(padded, grad_x, ph, pw)
 
 
@@ -227,8 +228,8 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_colu
     y = np.empty((len(x), out_channels) + out_hw, dtype=x.dtype)
     patches = uses_patches(x.shape, (kh, kw), out_hw[1], groups)
     bias = np.zeros(out_channels, x.dtype) if bias is None else bias
-    _forward_jit(np.ascontiguousarray(x), _weight_matrices(weight, groups, patches), bias, y, _parts(x, (kh, kw), out_hw),
-                 patches, kh, kw, *stride, *padding, *dilation)
+    _forward_jit(np.ascontiguousarray(x), _weight_matrices(weight, groups, patches), bias, y,
+                 _parts(x, (kh, kw), out_hw), patches, kh, kw, *stride, *padding, *dilation)
     return y, None  # no columns kept, whatever keep_columns says (see the module's docstring)
 
 

@@ -194,48 +194,33 @@ def _unpad_channels_first_loops(padded, x, ph, pw):
                     x[n, c, a, b] = padded[n, ph + a, pw + b, c]
 
 
-def _patches_loops(padded, cols, kh, kw, sh, sw, dh, dw):
-    """cols (N, OH, OW, KH, KW, C) <- padded (N, H', W', C): the window under each output position.
-    Kernel row i of position (a, b) is KW*C consecutive values of padded when dw is 1 (KW runs of C
-    otherwise)."""
+def _patches_loops(padded, cols, kh, kw, sh, sw, dh, dw, add_back):
+    """cols (N, OH, OW, KH, KW, C) <- padded (N, H', W', C): the window under each output position;
+    or, with ``add_back``, padded <- the sum of cols added back under the windows (the backward
+    of the copy). Kernel row i of position (a, b) is KW*C consecutive values of padded when dw
+    is 1 (KW runs of C otherwise)."""
     n_batch, padded_h, padded_w, channels = padded.shape
     out_h, out_w = cols.shape[1], cols.shape[2]
-    src, dst = padded.reshape(-1), cols.reshape(-1)
+    flat_padded, flat_cols = padded.reshape(-1), cols.reshape(-1)
+    if add_back:
+        flat_padded[:] = 0
     run = np.uint64(kw * channels if dw == 1 else channels)
     runs_per_row, run_step = (1, 0) if dw == 1 else (kw, dw * channels)
-    d = np.uint64(0)
+    c = np.uint64(0)
     for n in range(n_batch):
         for a in range(out_h):
             for b in range(out_w):
                 for i in range(kh):
                     start = ((n * padded_h + a * sh + i * dh) * padded_w + b * sw) * channels
                     for j in range(runs_per_row):
-                        s = np.uint64(start + j * run_step)
-                        for k in range(run):
-                            dst[d + k] = src[s + k]
-                        d += run
-
-
-def _patches_backward_loops(cols, padded, kh, kw, sh, sw, dh, dw):
-    """padded (N, H', W', C) <- the sum of cols (N, OH, OW, KH, KW, C) added back under each
-    position's window (``_patches_loops`` in reverse)."""
-    n_batch, padded_h, padded_w, channels = padded.shape
-    out_h, out_w = cols.shape[1], cols.shape[2]
-    src, dst = cols.reshape(-1), padded.reshape(-1)
-    dst[:] = 0
-    run = np.uint64(kw * channels if dw == 1 else channels)
-    runs_per_row, run_step = (1, 0) if dw == 1 else (kw, dw * channels)
-    s = np.uint64(0)
-    for n in range(n_batch):
-        for a in range(out_h):
-            for b in range(out_w):
-                for i in range(kh):
-                    start = ((n * padded_h + a * sh + i * dh) * padded_w + b * sw) * channels
-                    for j in range(runs_per_row):
-                        d = np.uint64(start + j * run_step)
-                        for k in range(run):
-                            dst[d + k] += src[s + k]
-                        s += run
+                        p = np.uint64(start + j * run_step)
+                        if add_back:
+                            for k in range(run):
+                                flat_padded[p + k] += flat_cols[c + k]
+                        else:
+                            for k in range(run):
+                                flat_cols[c + k] = flat_padded[p + k]
+                        c += run
 
 
 def _channels_last_to_first_loops(y_t, bias, y):
@@ -272,7 +257,6 @@ _nchw_to_cnhw_jit = jit(fastmath={"reassoc"})(_nchw_to_cnhw_loops)
 _pad_channels_last_jit = jit()(_pad_channels_last_loops)
 _unpad_channels_first_jit = jit()(_unpad_channels_first_loops)
 _patches_jit = jit()(_patches_loops)
-_patches_backward_jit = jit()(_patches_backward_loops)
 _channels_last_to_first_jit = jit()(_channels_last_to_first_loops)
 _channels_first_to_last_jit = jit(fastmath={"reassoc"})(_channels_first_to_last_loops)
 

@@ -147,7 +147,8 @@ def normalize_forward(x, axes, eps, weight, bias, mean, var):
 
 def normalize_backward(grad_y, x, mean, inv_std, weight, axes, param_axes, batch_stats, need_param_grads):
     shape = _channel_shape(grad_y, axes)
-    if (shape is None or tuple(param_axes) != tuple(axes) or not _per_channel(shape, grad_y.dtype, mean, inv_std, weight)
+    if (shape is None or tuple(param_axes) != tuple(axes)
+            or not _per_channel(shape, grad_y.dtype, mean, inv_std, weight)
             or not _per_channel(grad_y.shape, grad_y.dtype, x)):
         return norm_numpy.normalize_backward(grad_y, x, mean, inv_std, weight, axes, param_axes, batch_stats,
                                              need_param_grads)
