@@ -425,6 +425,20 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     unpadded = np.empty_like(x)
     im2col_numba._unpad_channels_first_loops(padded, unpadded, 1, 1)
     np.testing.assert_array_equal(unpadded, grad_x)  # col2im of the same columns
+    # And the ResNet's case: one run of KW*C values per kernel row (dilation 1), padding (1, 2).
+    wide = rng.integers(-1, 2, (2, 3, 4, 5)).astype(np.float64)
+    taps = im2col_numpy.im2col(wide, (3, 3), (1, 1), (1, 2), (1, 1)).reshape(3, 3, 3, 2, 4, 7)
+    padded = np.empty((2, 4 + 2, 5 + 4, 3))
+    im2col_numba._pad_channels_last_loops(wide, padded, 1, 2)
+    patches, compiled = np.empty((2, 4, 7, 3, 3, 3)), np.empty((2, 4, 7, 3, 3, 3))
+    im2col_numba._patches_loops(padded, patches, 3, 3, 1, 1, 1, 1, False)
+    im2col_numba._patches_jit(padded, compiled, 3, 3, 1, 1, 1, 1, False)
+    np.testing.assert_array_equal(patches.transpose(5, 3, 4, 0, 1, 2), taps)
+    np.testing.assert_array_equal(compiled, patches)
+    im2col_numba._patches_loops(padded, patches, 3, 3, 1, 1, 1, 1, True)
+    im2col_numba._unpad_channels_first_loops(padded, unpadded := np.empty_like(wide), 1, 2)
+    np.testing.assert_array_equal(unpadded, im2col_numpy.col2im(taps.reshape(27, -1), wide.shape, (3, 3), (1, 1),
+                                                                 (1, 2), (1, 1)))
     channels_last = rng.standard_normal((2, 4, 3))  # (N, L, O)
     first, sums = np.empty((2, 3, 4)), np.empty(3)
     im2col_numba._channels_last_to_first_loops(channels_last, np.arange(3.0), first)

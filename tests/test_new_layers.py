@@ -54,6 +54,19 @@ def test_dropout2d_zeros_whole_channels_and_scales_the_rest(p, seed):
     np.testing.assert_array_equal(grad_x[~dropped], grad[~dropped] * (1 / (1 - p)))
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4, 4), (2, 3, 16, 16), (2, 3, 17, 16), (1, 2, 300, 300)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_global_average_pool_of_small_and_large_planes(shape, dtype):
+    """The global average pool sums small planes with einsum and larger ones, and float16, with
+    mean: each within rounding of a float64 mean, also where a float16 sum would overflow (a
+    300 x 300 plane of values near 16 sums to 1.4 million)."""
+    x = (np.random.default_rng(0).random(shape) * 2 + 15).astype(dtype)
+    y = tn.AdaptiveAvgPool2d(1)(x)
+    assert y.shape == shape[:2] + (1, 1) and y.dtype == dtype
+    np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=(2, 3), keepdims=True),
+                               rtol={np.float16: 2e-3, np.float32: 1e-6, np.float64: 1e-14}[dtype])
+
+
 def test_bad_arguments_and_input_are_named():
     with pytest.raises(ValueError, match=re.escape("GELU: approximate must be 'none' or 'tanh', got 'erf'")):
         tn.GELU("erf")

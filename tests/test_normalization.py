@@ -147,6 +147,27 @@ def test_batch_norm_running_var_uses_the_unbiased_variance_and_momentum_none_ave
     np.testing.assert_allclose(bn(np.array([[6.5]])), [[0.0]])  # eval mode: the running statistics
 
 
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+def test_eval_backward_uses_the_statistics_of_its_forward(kernels):
+    """The running statistics may change between an evaluation forward and its backward (a
+    training forward, a loaded state dict): the backward uses those the forward normalised with."""
+    rng = np.random.default_rng(0)
+    x, grad_y = rng.standard_normal((4, 3, 5, 5)), rng.standard_normal((4, 3, 5, 5))
+    bn = randomize_affine(tn.BatchNorm2d(3, dtype=np.float64))
+    bn.running_mean[...] = [0.5, -1.0, 2.0]
+    bn.eval()
+    with tn.kernels.use(kernels):
+        bn(x)
+        bn.backward(grad_y)
+        expected = [p.grad.copy() for p in bn.parameters()]
+        bn.zero_grad()
+        bn(x)
+        bn.running_mean += 10.0  # in place, as a training step or load_state_dict writes it
+        bn.backward(grad_y)
+    for param, grad in zip(bn.parameters(), expected):
+        np.testing.assert_array_equal(param.grad, grad)
+
+
 def test_batch_norm_refuses_one_value_per_channel_wrong_channels_and_rank():
     bn = tn.BatchNorm1d(3)
     message = "BatchNorm1d: Expected more than 1 value per channel when training, got input size (1, 3)"

@@ -237,9 +237,9 @@ def test_adam_loop_and_array_code_give_the_same_bits(dtype, cls, amsgrad, weight
 def test_sgd_loop_and_array_code_give_the_same_bits(dtype, kwargs, seed):
     """Five steps with the compiled loop and with the reference array code leave the same
     parameters and momentum buffers, bit for bit, also when gradients hold zeros, NaN and inf,
-    and for a 0-d parameter; the caller's gradients are not written."""
+    and for a 0-d and an empty parameter; the caller's gradients are not written."""
     rng = np.random.default_rng(seed)
-    start = [rng.standard_normal(shape).astype(dtype) for shape in [(3, 4), (5,), ()]]
+    start = [rng.standard_normal(shape).astype(dtype) for shape in [(3, 4), (5,), (), (0,)]]
     grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(5)]
     grads[1][0][0, :3] = [0.0, np.nan, np.inf]
     grads[3][1][2] = -np.inf
@@ -248,7 +248,7 @@ def test_sgd_loop_and_array_code_give_the_same_bits(dtype, kwargs, seed):
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf on purpose
         array_code_results, loop_results = (steps_with(kernels, lambda params: SGD(params, **kwargs), start, grads)
                                             for kernels in ("numpy", "numba"))
-    assert len(loop_results) == len(array_code_results) == 3 * (1 + (kwargs.get("momentum", 0) != 0))
+    assert len(loop_results) == len(array_code_results) == 4 * (1 + (kwargs.get("momentum", 0) != 0))
     for looped, array_code in zip(loop_results, array_code_results):
         np.testing.assert_array_equal(looped, array_code)
     for step, given in zip(grads, given_grads):

@@ -110,7 +110,8 @@ class Summary:
     ``totals``: ``params`` (entries of all parameters, each counted once), ``param_bytes``,
     ``mult_adds`` (of one forward pass), ``saved_bytes`` (what the forward pass keeps for backward:
     the activation memory of a training step when the model is in training mode, the im2col
-    columns included where the kernels keep them: the reference kernels' do), ``peak_workspace_bytes`` (the largest workspace of one layer).
+    columns included where the kernels keep them: the reference kernels' do),
+    ``peak_workspace_bytes`` (the largest workspace of one layer).
     """
 
     def __init__(self, rows, totals):

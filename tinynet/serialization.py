@@ -192,13 +192,14 @@ _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.f
 
 def _declared_member_count(path):
     """The number of members the end-of-central-directory record of the zip archive at ``path``
-    declares, found as zipfile finds the record (the last one in the file's final 64 KiB and 22
-    bytes); None for a ZIP64 archive, which declares it in another record."""
+    declares, the record found as zipfile finds it (in the file's last 22 bytes, else the last
+    signature in its final 64 KiB and 22 bytes); None when the 16-bit count reads 0xFFFF, the
+    mark of a ZIP64 archive's count, which another record holds."""
     with open(path, "rb") as file:
         size = file.seek(0, os.SEEK_END)
         file.seek(max(0, size - (1 << 16) - 22))
         tail = file.read()
-    at = tail.rfind(b"PK\x05\x06")
+    at = len(tail) - 22 if tail[-22:-18] == b"PK\x05\x06" else tail.rfind(b"PK\x05\x06")
     if at < 0 or at + 22 > len(tail):
         return None  # zipfile refuses such a file itself
     count = int.from_bytes(tail[at + 10:at + 12], "little")
@@ -217,7 +218,7 @@ def _read_npz(path):
     with zipfile.ZipFile(path) as archive:
         declared, listed = _declared_member_count(path), len(archive.infolist())
         if declared is not None and declared != listed:
-            raise ValueError(f"its central directory declares {declared} members but lists {listed}")
+            raise ValueError(f"its end record declares {declared} members, its central directory lists {listed}")
         for info in archive.infolist():
             name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
             try:

@@ -19,11 +19,11 @@ The columns come in one of two layouts, chosen per call by ``uses_patches``:
   KW, C), laid out (m, OH, OW, O).
 
 Rows of taps are copied in runs of an output row (OW values), patches in runs of a kernel row of
-the patch (KW*C values). Patches are taken when the output rows are short (``SHORT_ROW``) and
-the patch rows longer: a network's later layers, with many channels on planes of 8 x 8 or less
-(the MNIST ResNet's 7 x 7 and 4 x 4 layers, where making rows of taps cost half as much as the
-product, and adding them back in the backward more). On 14 x 14 planes and larger, rows of taps
-were as fast or faster (the MNIST CNN's second layer: 0.55 against 0.84 ms forward), as the
+the patch (KW*C values; C with a dilation across). Patches are taken when the output rows are
+short (``SHORT_ROW``) and the patch rows longer: a network's later layers, with many channels and
+outputs of 8 x 8 or less (the MNIST ResNet's 7 x 7 and 4 x 4 outputs, where making rows of taps
+cost half as much as the product, and adding them back in the backward more). With output rows
+of 14 and more, rows of taps were as fast or faster (the MNIST CNN's second layer: 0.55 against 0.84 ms forward), as the
 product with the few output channels of such layers runs faster in that layout, and the
 patches' layout changes cost more there. A 1 x 1 kernel, whose taps are the input's planes
 themselves, and grouped convolutions keep rows of taps.
@@ -191,7 +191,9 @@ def im2col_workspace_bytes(x_shape, kernel_size, out_hw, itemsize, keep_columns)
     """Bytes of columns ``conv2d_forward`` holds at once for an input of ``x_shape``, in training
     as in evaluation (``keep_columns`` is the reference's: this kernel keeps none): each thread
     makes and drops the columns of its parts one after another, so at most the largest parts,
-    one per thread, are alive at once. The backward makes them again the same way."""
+    one per thread, are alive at once. Columns only: in patches each part also makes a padded
+    channels-last copy of its input, and the backward holds a part's columns and their gradient,
+    twice this."""
     n = x_shape[0]
     if n == 0:
         return 0
