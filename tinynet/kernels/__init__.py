@@ -339,11 +339,11 @@ def axpby(a, x, b, y):
     return _implementation("optim", y).axpby(a, x, b, y)
 
 
-def sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first):
+def sgd_step(p, g, buf, scratch, weight_decay, momentum, dampening, nesterov, lr, first):
     """One SGD update of parameter ``p`` with gradient ``g``, in place on p and the momentum buffer
-    ``buf`` (None without momentum; ``first``: the update is its first); the formulas are in
-    ``optim_numpy.sgd_step``."""
-    _implementation("optim", p).sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first)
+    ``buf`` (None without momentum; ``first``: the update is its first), ``scratch`` an array like
+    p it may write; the formulas are in ``optim_numpy.sgd_step``."""
+    _implementation("optim", p).sgd_step(p, g, buf, scratch, weight_decay, momentum, dampening, nesterov, lr, first)
 
 
 def adam_step(p, g, m, v, v_max, decay, beta1, beta2, eps, step_size, bias_correction2_sqrt, shrink):

@@ -325,7 +325,7 @@ def _run_matmul(module, random):
 def _run_optim(module, random):
     module.axpby(0.5, random(8), 2.0, random(8))
     for buf in (None, random(8)):  # without and with momentum
-        module.sgd_step(random(8), random(8), buf, 0.1, 0.9, 0.0, buf is not None, 0.1, False)
+        module.sgd_step(random(8), random(8), buf, random(8), 0.1, 0.9, 0.0, buf is not None, 0.1, False)
     for v_max in (None, random(8) ** 2):  # with and without amsgrad; second moments are >= 0
         for decay in (0.0, 0.1):
             module.adam_step(random(8), random(8), random(8), random(8) ** 2, v_max, decay, 0.9, 0.999, 1e-8, -1e-3,

@@ -78,9 +78,9 @@ def axpby(a, x, b, y):
     return y
 
 
-def sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first):
+def sgd_step(p, g, buf, scratch, weight_decay, momentum, dampening, nesterov, lr, first):
     if not _flat_loop_applies(p, g, *([] if buf is None else [buf])):
-        return optim_numpy.sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first)
+        return optim_numpy.sgd_step(p, g, buf, scratch, weight_decay, momentum, dampening, nesterov, lr, first)
     scalar = p.dtype.type
     buf_flat = p.reshape(-1)[:0] if buf is None else buf.reshape(-1)  # empty: no momentum
     _sgd_jit(p.reshape(-1), g.reshape(-1), buf_flat, weight_decay != 0, scalar(weight_decay), first, scalar(momentum),

@@ -20,7 +20,7 @@ def axpby(a, x, b, y):
     return y
 
 
-def sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first):
+def sgd_step(p, g, buf, scratch, weight_decay, momentum, dampening, nesterov, lr, first):
     """One SGD update of parameter ``p`` with gradient ``g`` (PyTorch's rule), in place on p and
     the momentum buffer ``buf``::
 
@@ -30,17 +30,25 @@ def sgd_step(p, g, buf, weight_decay, momentum, dampening, nesterov, lr, first):
         p = p - lr * g
 
     ``buf`` is None without momentum; ``first`` says the step is its first (PyTorch sets the
-    buffer to the gradient then, without dampening). Arrays of one shape and dtype; the scalars
-    are Python floats.
+    buffer to the gradient then, without dampening). ``scratch``, an array like p whose contents
+    do not matter, holds the decayed or the Nesterov gradient, so that a step allocates nothing
+    (the optimizer keeps one for all its parameters; the compiled loop needs none). Arrays of one
+    shape and dtype; the scalars are Python floats.
     """
     if weight_decay != 0:
-        g = axpby(weight_decay, p, 1.0, g.copy())
+        scratch[...] = g
+        g = axpby(weight_decay, p, 1.0, scratch)
     if buf is not None:
         if first:
             buf[...] = g
         else:
             axpby(1.0 - dampening, g, momentum, buf)
-        g = axpby(momentum, buf, 1.0, g if weight_decay != 0 else g.copy()) if nesterov else buf
+        if nesterov:
+            if g is not scratch:
+                scratch[...] = g
+            g = axpby(momentum, buf, 1.0, scratch)
+        else:
+            g = buf
     axpby(-lr, g, 1.0, p)
 
 

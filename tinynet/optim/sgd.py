@@ -65,6 +65,7 @@ class SGD(Optimizer):
             if buf is None:
                 buf = state["momentum_buffer"] = get_array_module(param.data).empty_like(param.data)
                 first = True
+        (scratch,) = self._scratch(param, 1)  # for the decayed or Nesterov gradient, in the array code
         # float(): a schedule may have set lr to a NumPy scalar, which would upcast float32 (NEP 50).
-        sgd_step(param.data, param.grad, buf, self.weight_decay, self.momentum, self.dampening, self.nesterov,
-                 float(self.lr), first)
+        sgd_step(param.data, param.grad, buf, scratch, self.weight_decay, self.momentum, self.dampening,
+                 self.nesterov, float(self.lr), first)
