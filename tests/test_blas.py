@@ -37,6 +37,30 @@ def test_gemm_equals_numpy_for_c_and_f_ordered_operands(m, k, n, dtype, seed):
             np.testing.assert_allclose(out, a @ b, rtol=tol, atol=tol)
 
 
+@settings(max_examples=60, deadline=None)
+@given(m=sizes, k=sizes, n=sizes, margins=st.tuples(*[st.integers(0, 3)] * 6), accumulate=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_gemm_reads_and_writes_blocks_of_wider_matrices(m, k, n, margins, accumulate, dtype, seed):
+    """Blocks such as ``wide[:, i:j]`` (rows of contiguous values, a leading dimension larger than
+    the block's width) and their transposes are read in place, and out may be such a block: the
+    entries around it stay as they were. With ``accumulate`` the product is added to out."""
+    rng = np.random.default_rng(seed)
+    left, right, top, bottom, before, after = margins
+
+    def block(rows, cols):  # rows x cols inside a larger C-ordered matrix
+        wide = rng.standard_normal((rows + top + bottom, cols + left + right)).astype(dtype)
+        return wide, wide[top:top + rows, left:left + cols]
+
+    _, a = block(m, k)
+    _, b_t = block(n, k)  # b read through its transpose: contiguous columns
+    out_wide, out = block(m, n)
+    expected = out_wide.copy()
+    expected[top:top + m, left:left + n] = (out if accumulate else 0) + a @ b_t.T
+    blas.gemm(a, b_t.T, out, accumulate)
+    tol = 1e-12 if dtype == np.float64 else 1e-5 * max(1, k)
+    np.testing.assert_allclose(out_wide, expected, rtol=tol, atol=tol)
+
+
 def test_gemm_writes_into_a_view_of_rows():
     a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
     out = np.zeros((4, 4))
@@ -51,8 +75,11 @@ def test_gemm_writes_into_a_view_of_rows():
     (np.ones((2, 3), np.int64), np.ones((3, 2), np.int64), np.ones((2, 2), np.int64), "one dtype, float32 or float64"),
     (np.ones((2, 3)), np.ones((4, 2)), np.ones((2, 2)), "shapes must be a (M, K), b (K, N) and out (M, N)"),
     (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 3)), "shapes must be a (M, K), b (K, N) and out (M, N)"),
-    (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2), order="F"), "out must be C-contiguous"),
-    (np.ones((4, 6))[:, ::2], np.ones((3, 2)), np.ones((4, 2)), "a and b must each be C- or F-contiguous"),
+    (np.ones((2, 3)), np.ones((3, 2)), np.ones((2, 2), order="F"), "out must have contiguous rows"),
+    (np.ones((4, 6))[:, ::2], np.ones((3, 2)), np.ones((4, 2)), "a and b must each have contiguous rows or "
+                                                                  "contiguous columns"),
+    (np.ones((3, 3)), np.ones((6, 6))[::2, ::2], np.ones((3, 3)), "a and b must each have contiguous rows or "
+                                                                    "contiguous columns"),
 ])
 def test_gemm_refuses_mismatched_or_strided_arguments(a, b, out, message):
     with pytest.raises(ValueError, match=f"^blas.gemm: .*{message.replace('(', '[(]').replace(')', '[)]')}"):

@@ -16,7 +16,7 @@ from layer_registry import BACKENDS, DTYPES
 
 
 @st.composite
-def conv_cases(draw, max_groups=3):
+def conv_cases(draw, max_groups=3, max_stride=3):
     """Keyword arguments for Conv2d and an input shape they accept (small: the point is coverage).
 
     Each pair argument is passed as an int when both sides agree and a coin says so.
@@ -28,7 +28,7 @@ def conv_cases(draw, max_groups=3):
     groups = draw(st.integers(1, max_groups))
     args = dict(
         in_channels=groups * draw(st.integers(1, 2)), out_channels=groups * draw(st.integers(1, 3)),
-        kernel_size=pair(1, 4), stride=pair(1, 3), padding=pair(0, 2), dilation=pair(1, 2),
+        kernel_size=pair(1, 4), stride=pair(1, max_stride), padding=pair(0, 2), dilation=pair(1, 2),
         groups=groups, bias=draw(st.booleans()),
     )
     pairs = {k: v if isinstance(v, tuple) else (v, v) for k, v in args.items() if k in ("kernel_size", "padding", "dilation")}
@@ -60,44 +60,77 @@ def test_conv2d_matches_pytorch(backend, dtype, case):
         )
 
 
-# Two of the MNIST ResNet's layers that take patches: 7 x 7, and 7 x 7 to 4 x 4 with stride 2.
+# Two of the MNIST ResNet's layers that take patches: 7 x 7, and 7 x 7 to 4 x 4 with stride 2; and
+# its 16 -> 16 layer on 14 x 14, which takes shifted products.
 RESNET_SAME = (dict(in_channels=32, out_channels=32, kernel_size=3, padding=1, bias=False), (2, 32, 7, 7), 3)
 RESNET_DOWN = (dict(in_channels=32, out_channels=64, kernel_size=3, stride=2, padding=1, bias=False), (2, 32, 7, 7), 4)
+RESNET_14 = (dict(in_channels=16, out_channels=16, kernel_size=3, padding=1, bias=False), (3, 16, 14, 14), 5)
+DILATED_UNPADDED = (dict(in_channels=2, out_channels=3, kernel_size=(3, 2), dilation=(2, 3)), (2, 2, 8, 9), 6)
 
 
-@pytest.mark.parametrize("layout", [True, False], ids=["patches", "rows of taps"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=60)
-@given(case=conv_cases(max_groups=1))
-@example(case=RESNET_SAME)
-@example(case=RESNET_DOWN)
-def test_both_column_layouts_of_the_numba_kernel_match_pytorch(layout, dtype, case):
-    """The numba kernel makes ungrouped columns in either layout (``conv_numba.uses_patches``
-    picks one by shape); each, forced, gives PyTorch's output and gradients, in training mode
-    and in eval mode (columns made again in backward)."""
+def check_layout(products, dtype, case):
+    """The numba kernel forced to take ``products`` (``conv_numba.layout`` picks one by shape)
+    gives PyTorch's output and gradients, in training mode and in eval mode."""
     from tinynet.kernels import conv_numba
 
     args, shape, seed = case
     rng = np.random.default_rng(seed)
     with pytest.MonkeyPatch.context() as patch, kernels.use("numba"):
-        patch.setattr(conv_numba, "uses_patches", lambda *shapes: layout)
+        patch.setattr(conv_numba, "layout", lambda *shapes: products)
         for training in (True, False):
             conv = tn.Conv2d(**args, dtype=dtype, rng=rng).train(training)
             compare_module(conv, torch.nn.Conv2d(**args), rng.standard_normal(shape), rng, dtype)
 
 
-def test_the_layout_follows_the_row_lengths():
+@pytest.mark.parametrize("products", ["PATCHES", "ROWS_OF_TAPS"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60)
+@given(case=conv_cases(max_groups=1))
+@example(case=RESNET_SAME)
+@example(case=RESNET_DOWN)
+def test_both_column_layouts_of_the_numba_kernel_match_pytorch(products, dtype, case):
+    """Ungrouped columns in either layout, any stride."""
+    from tinynet.kernels import conv_numba
+
+    check_layout(getattr(conv_numba, products), dtype, case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60)
+@given(case=conv_cases(max_groups=1, max_stride=1))
+@example(case=RESNET_14)
+@example(case=DILATED_UNPADDED)
+def test_shifted_products_of_the_numba_kernel_match_pytorch(dtype, case):
+    """Shifted products, which take stride 1 only, with any kernel, padding and dilation: one tap
+    shifts by nothing, padding 0 leaves no border."""
+    from tinynet.kernels import conv_numba
+
+    check_layout(conv_numba.SHIFTED, dtype, case)
+
+
+def test_the_layout_follows_the_shapes():
     """Patches for short output rows (OW <= 8) shorter than a patch's kernel row (KW*C), a kernel
-    of more than one tap and one group: the MNIST ResNet's 7 x 7 and 4 x 4 layers."""
-    from tinynet.kernels.conv_numba import uses_patches
+    of more than one tap and one group: the MNIST ResNet's 7 x 7 and 4 x 4 layers. Else shifted
+    products for ungrouped stride-1 convolutions of more than one tap and 16 channels or more:
+    its 16 -> 16 layer on 14 x 14. Else rows of taps: the MNIST CNN's layers (1 and 8 channels)."""
+    from tinynet.kernels.conv_numba import PATCHES, ROWS_OF_TAPS, SHIFTED, layout, uses_patches
 
     assert uses_patches((128, 16, 14, 14), (3, 3), 7, 1) and uses_patches((128, 64, 4, 4), (3, 3), 4, 1)
     assert uses_patches((128, 64, 8, 8), (3, 3), 8, 1) and not uses_patches((128, 64, 9, 9), (3, 3), 9, 1)
-    assert not uses_patches((128, 16, 14, 14), (3, 3), 14, 1)     # rows of 14: rows of taps
+    assert not uses_patches((128, 16, 14, 14), (3, 3), 14, 1)     # rows of 14
     assert not uses_patches((128, 1, 28, 28), (3, 3), 28, 1)      # the first layer
     assert not uses_patches((128, 32, 14, 14), (1, 1), 7, 1)      # a 1 x 1 kernel's taps are the planes
     assert not uses_patches((128, 32, 7, 7), (3, 3), 7, 2)        # grouped
     assert uses_patches((1, 3, 6, 6), (3, 3), 6, 1) and not uses_patches((1, 2, 6, 6), (3, 3), 6, 1)  # 9 > 6 >= 6
+    assert layout((128, 64, 4, 4), (3, 3), (1, 1), 4, 1) == PATCHES  # patches first, also at stride 1
+    assert layout((128, 16, 14, 14), (3, 3), (1, 1), 14, 1) == SHIFTED
+    assert layout((32, 64, 32, 32), (3, 3), (1, 1), 32, 1) == SHIFTED
+    assert layout((128, 16, 14, 14), (3, 1), (1, 1), 12, 1) == SHIFTED
+    assert layout((60, 8, 14, 14), (3, 3), (1, 1), 14, 1) == ROWS_OF_TAPS     # fewer than 16 channels
+    assert layout((60, 1, 28, 28), (3, 3), (1, 1), 28, 1) == ROWS_OF_TAPS
+    assert layout((128, 16, 28, 28), (3, 3), (2, 1), 28, 1) == ROWS_OF_TAPS   # stride 2
+    assert layout((128, 16, 14, 14), (1, 1), (1, 1), 14, 1) == ROWS_OF_TAPS   # one tap
+    assert layout((128, 16, 14, 14), (3, 3), (1, 1), 14, 2) == ROWS_OF_TAPS   # grouped
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

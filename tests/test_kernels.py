@@ -448,6 +448,23 @@ def test_pure_python_loops_agree_with_the_compiled_kernels():
     np.testing.assert_array_equal(back, channels_last + np.arange(3.0))
     np.testing.assert_allclose(sums, first.sum(axis=(0, 2)), rtol=1e-12)
 
+    # Wide rows: sample n's (4, 5) plane of channel c at wide[c, 9 + n*42 + a*7 + b], in rows of 7.
+    planes = rng.standard_normal((2, 3, 4, 5))
+    wide, compiled, sums = np.full((3, 9 + 2 * 42), 0.5), np.full((3, 9 + 2 * 42), 0.5), np.empty(3)
+    im2col_numba._to_wide_loops(planes, wide, 9, 42, 7, sums)
+    im2col_numba._to_wide_jit(planes, compiled, 9, 42, 7, np.empty(0))
+    expected = np.full((3, 9 + 2 * 42), 0.5)
+    for n in range(2):
+        expected[:, 9 + n * 42:9 + (n + 1) * 42].reshape(3, 6, 7)[:, :4, :5] = planes[n]
+    np.testing.assert_array_equal(wide, expected)
+    np.testing.assert_array_equal(compiled, expected)
+    np.testing.assert_allclose(sums, planes.sum(axis=(0, 2, 3)), rtol=1e-12)
+    back, back_compiled = np.empty_like(planes), np.empty_like(planes)
+    im2col_numba._from_wide_loops(wide, 9, 42, 7, np.arange(3.0), back)
+    im2col_numba._from_wide_jit(wide, 9, 42, 7, np.arange(3.0), back_compiled)
+    np.testing.assert_array_equal(back, planes + np.arange(3.0).reshape(3, 1, 1))
+    np.testing.assert_array_equal(back_compiled, back)
+
     y_t = rng.standard_normal((3, 2, 4))  # (O, N, L)
     y_py, sums = np.empty((2, 3, 4)), np.empty(3)
     im2col_numba._cnhw_to_nchw_loops(y_t, np.arange(3.0), y_py)

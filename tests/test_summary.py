@@ -95,6 +95,7 @@ CONVS = [  # (conv, input shape)
     (lambda: tn.Conv2d(1, 8, 3, padding=1), (60, 1, 28, 28)),
     (lambda: tn.Conv2d(8, 16, 3, padding=1), (60, 8, 14, 14)),
     (lambda: tn.Conv2d(16, 32, 3, stride=2, padding=1), (60, 16, 14, 14)),  # numba: channels-last patches
+    (lambda: tn.Conv2d(16, 16, 3, padding=(1, 2), bias=False), (33, 16, 14, 12)),  # numba: shifted products
     (lambda: tn.Conv2d(6, 4, (3, 2), stride=2, dilation=(1, 2), groups=2, bias=False), (7, 6, 11, 9)),
     (lambda: tn.Conv2d(1, 8, 3, padding=1, dtype=np.float64), (1, 1, 28, 28)),
 ]
@@ -166,7 +167,7 @@ def test_workspace_of_the_numba_kernel_is_its_largest_parts_one_per_thread(monke
     each part makes; the threads run as many parts at once, in training as in evaluation."""
     import numba
 
-    columns = []
+    columns, layouts = [], set()
 
     def counting(convolve_part):
         def counting_convolve_part(x, weight, bias, y, cols, *geometry):
@@ -174,8 +175,23 @@ def test_workspace_of_the_numba_kernel_is_its_largest_parts_one_per_thread(monke
             convolve_part(x, weight, bias, y, cols, *geometry)
         return counting_convolve_part
 
-    for layout in ("_convolve_part", "_convolve_part_patches"):  # CONVS take both
-        monkeypatch.setattr(conv_numba, layout, counting(getattr(conv_numba, layout)))
+    def counting_padded_rows(x, ph, pw):  # what shifted products make in the columns' place
+        padded = padded_rows(x, ph, pw)
+        columns.append(padded.nbytes)
+        return padded
+
+    def noting(layout):
+        def noted_layout(*shapes):
+            layouts.add(layout(*shapes))
+            return layout(*shapes)
+        return noted_layout
+
+    for part in ("_convolve_part", "_convolve_part_patches"):
+        monkeypatch.setattr(conv_numba, part, counting(getattr(conv_numba, part)))
+    padded_rows = conv_numba._padded_rows
+    monkeypatch.setattr(conv_numba, "_padded_rows", counting_padded_rows)
+    monkeypatch.setattr(conv_numba, "_convolve_part_shifted", conv_numba._convolve_part_shifted.py_func)
+    monkeypatch.setattr(conv_numba, "layout", noting(conv_numba.layout))
     monkeypatch.setattr(conv_numba, "_forward_jit", conv_numba._forward_loops)
     for make, shape in CONVS:
         conv = make().train(training)
@@ -188,6 +204,7 @@ def test_workspace_of_the_numba_kernel_is_its_largest_parts_one_per_thread(monke
         assert predicted == sum(sorted(columns)[-min(parts, numba.get_num_threads()):]), shape
         with kernels.use("numpy"):
             np.testing.assert_allclose(y, conv(x), *tolerance(x.dtype))  # the loop computed the convolution
+    assert layouts == {conv_numba.ROWS_OF_TAPS, conv_numba.PATCHES, conv_numba.SHIFTED}  # CONVS take all three
 
 
 def test_peak_workspace_is_the_largest_layers():

@@ -7,7 +7,8 @@
 One row per module, in the order of ``model.named_modules()`` (nested modules indented, as
 PyTorch's repr nests them): the output shape, the parameters (counting those of children), the
 multiply-adds of the forward pass, the bytes of the output, and for convolutions the bytes of
-im2col columns the kernels allocate for that batch (``tinynet.kernels.im2col_workspace_bytes``).
+im2col columns (or the buffers that take their place) the kernels allocate for that batch
+(``tinynet.kernels.im2col_workspace_bytes``).
 The shapes come from one forward pass on zeros, run in the mode the model is in; afterwards every
 module's saved state, every mode and every random generator the pass drew from are as before.
 """
@@ -33,7 +34,7 @@ def _conv_mult_adds(module, x, y):
 
 def _conv_workspace(module, x, y):
     return kernels.im2col_workspace_bytes(x, module.weight.data, module.stride, module.padding, module.dilation,
-                                          keep_columns=module.training)
+                                          module.groups, keep_columns=module.training)
 
 
 #: Multiply-adds of one forward call, by layer type; layers not listed do none

@@ -212,13 +212,13 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
                                           need_bias_grad, need_input_grad)
 
 
-def im2col_workspace_bytes(x, weight, stride, padding, dilation, keep_columns):
-    """Bytes of im2col columns ``conv2d_forward(x, weight, ...)`` will hold at once (the largest
-    buffer a convolution allocates), computed from the shapes: x may be any array of the input's
-    shape, dtype and device (``numpy.broadcast_to`` of one zero will do)."""
-    out_hw = output_hw(x.shape, weight.shape[2:], stride, padding, dilation)
-    return _implementation("conv", x).im2col_workspace_bytes(x.shape, weight.shape[2:], out_hw, x.itemsize,
-                                                             keep_columns)
+def im2col_workspace_bytes(x, weight, stride, padding, dilation, groups, keep_columns):
+    """Bytes of im2col columns, or of the buffers that take their place, ``conv2d_forward(x,
+    weight, ...)`` will hold at once (the largest buffers a convolution allocates), computed from
+    the shapes: x may be any array of the input's shape, dtype and device (``numpy.broadcast_to``
+    of one zero will do)."""
+    return _implementation("conv", x).im2col_workspace_bytes(x.shape, weight.shape, stride, padding, dilation, groups,
+                                                             x.itemsize, keep_columns)
 
 
 def im2col(x, kernel_size, stride, padding, dilation):

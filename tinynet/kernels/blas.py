@@ -43,6 +43,7 @@ from .compiling import jit
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS_ORDER and CBLAS_TRANSPOSE values from cblas.h
 
 
+
 def library_path(folder=None):
     """The shared library of ``scipy-openblas32`` (.so, .dylib or .dll) in ``folder``, by default
     the installed wheel's lib folder, found without importing the package (see above). (The
@@ -96,49 +97,70 @@ def _one_real_dtype_typed(a, b, out):
     return lambda a, b, out: same
 
 
-def _product(a, b, out):
-    """out <- a @ b for checked, non-empty operands: in compiled code one call of the private
-    BLAS (below); run as Python (``NUMBA_DISABLE_JIT=1``), NumPy's product."""
-    np.matmul(a, b, out=out)
+@jit(inline="always")
+def _layout(a, rows, cols):
+    """How BLAS reads a (rows, cols): (_NO_TRANS, leading dimension) if its rows are runs of
+    contiguous values (C order, or rows of a wider C-ordered matrix), (_TRANS, leading dimension)
+    if its columns are, (0, 0) if neither."""
+    item = a.itemsize
+    row_step, col_step = a.strides[0], a.strides[1]
+    if (col_step == item or cols <= 1) and row_step % item == 0 and row_step // item >= max(1, cols):
+        return _NO_TRANS, row_step // item
+    if (row_step == item or rows <= 1) and col_step % item == 0 and col_step // item >= max(1, rows):
+        return _TRANS, col_step // item
+    return 0, 0
+
+
+def _product(a, b, out, accumulate):
+    """out <- a @ b, or out += a @ b, for checked, non-empty operands: in compiled code one call of
+    the private BLAS (below); run as Python (``NUMBA_DISABLE_JIT=1``), NumPy's product."""
+    if accumulate:
+        out += a @ b
+    else:
+        np.matmul(a, b, out=out)
 
 
 @overload(_product)
-def _product_typed(a, b, out):
-    def product(a, b, out):
+def _product_typed(a, b, out, accumulate):
+    def product(a, b, out, accumulate):
         m, k = a.shape
         n = b.shape[1]
-        trans_a, lda = (_NO_TRANS, k) if a.flags.c_contiguous else (_TRANS, m)
-        trans_b, ldb = (_NO_TRANS, n) if b.flags.c_contiguous else (_TRANS, k)
+        trans_a, lda = _layout(a, m, k)
+        trans_b, ldb = _layout(b, k, n)
+        ldc = out.strides[0] // out.itemsize if m > 1 else max(1, n)
         if out.itemsize == 4:
             _sgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
-                   np.float32(0), out.ctypes.data, n)
+                   np.float32(1 if accumulate else 0), out.ctypes.data, ldc)
         else:
-            _dgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
-                   out.ctypes.data, n)
+            _dgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
+                   1.0 if accumulate else 0.0, out.ctypes.data, ldc)
     return product
 
 
 @jit()
-def gemm(a, b, out):
-    """out (M, N) <- a (M, K) @ b (K, N), on the calling thread.
+def gemm(a, b, out, accumulate=False):
+    """out (M, N) <- a (M, K) @ b (K, N), or out += a @ b with ``accumulate``, on the calling thread.
 
-    a and b are float32 or float64 like out, each C-contiguous or F-contiguous (the transpose of
-    a C-contiguous array: BLAS reads it transposed, without a copy); out is C-contiguous."""
+    a, b and out are float32, or float64, all three. a and b may each be read by rows or by columns:
+    C- or F-ordered, or a block of a larger matrix whose rows (or columns) are runs of contiguous
+    values, such as ``m[:, i:j]`` of a C-ordered m (BLAS's leading dimension; it reads the transpose
+    of a C-ordered array without a copy); out's rows must be such runs."""
     m, k = a.shape
     n = b.shape[1]
-    if not (a.flags.c_contiguous or a.flags.f_contiguous) or not (b.flags.c_contiguous or b.flags.f_contiguous):
-        raise ValueError("blas.gemm: a and b must each be C- or F-contiguous")
     if out.shape != (m, n) or b.shape[0] != k:
         raise ValueError("blas.gemm: shapes must be a (M, K), b (K, N) and out (M, N)")
-    if not out.flags.c_contiguous:
-        raise ValueError("blas.gemm: out must be C-contiguous")
     if not _one_real_dtype(a, b, out):
         raise ValueError("blas.gemm: a, b and out must have one dtype, float32 or float64")
     if max(m, n, k) >= 2**31:
         raise ValueError("blas.gemm: the 32-bit BLAS takes dimensions below 2**31")
     if m == 0 or n == 0:
         return
+    if _layout(out, m, n)[0] != _NO_TRANS:
+        raise ValueError("blas.gemm: out must have contiguous rows")
     if k == 0:  # an empty sum; BLAS would reject the leading dimension 0
-        out[:] = 0
+        if not accumulate:
+            out[:] = 0
         return
-    _product(a, b, out)
+    if _layout(a, m, k)[0] == 0 or _layout(b, k, n)[0] == 0:
+        raise ValueError("blas.gemm: a and b must each have contiguous rows or contiguous columns")
+    _product(a, b, out, accumulate)

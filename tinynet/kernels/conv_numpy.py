@@ -72,10 +72,12 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
     return grad_x, grad_weight, grad_bias
 
 
-def im2col_workspace_bytes(x_shape, kernel_size, out_hw, itemsize, keep_columns):
+def im2col_workspace_bytes(x_shape, weight_shape, stride, padding, dilation, groups, itemsize, keep_columns):
     """Bytes of im2col columns ``conv2d_forward`` holds at once for a CPU input of ``x_shape``: with
     ``keep_columns`` the whole batch's, else one chunk's (``CHUNK_COLUMN_BYTES`` of whole samples,
     at least one sample). (im2col also pads a copy of the input first when padding is not 0.)"""
+    kernel_size = weight_shape[2:]
+    out_hw = kernels.output_hw(x_shape, kernel_size, stride, padding, dilation)
     per_sample = kernels.column_count((1, *x_shape[1:]), kernel_size, out_hw) * itemsize
     if keep_columns:
         return x_shape[0] * per_sample

@@ -234,16 +234,59 @@ def _channels_last_to_first_loops(y_t, bias, y):
 
 
 def _channels_first_to_last_loops(grad_y, grad_t, sums):
-    """grad_t (N, L, O) <- grad_y (N, O, L), and sums[o] <- the sum of channel o (in float64)."""
+    """grad_t (N, L, O) <- grad_y (N, O, L), and sums[o] <- the sum of channel o (in float64).
+    The copy writes runs of O and the sums take a pass of their own: summing in the same loop, or
+    writing runs of L, took twice as long."""
     n_batch, channels, plane = grad_y.shape
+    for n in range(n_batch):
+        for k in range(plane):
+            for o in range(channels):
+                grad_t[n, k, o] = grad_y[n, o, k]
     for o in range(channels):
         total = 0.0
         for n in range(n_batch):
             for k in range(plane):
-                value = grad_y[n, o, k]
-                grad_t[n, k, o] = value
-                total += value
+                total += grad_y[n, o, k]
         sums[o] = total
+
+
+# --- wide rows, for the shifted products of stride-1 convolutions (see conv_numba) -----------
+
+
+def _to_wide_loops(x, wide, start, plane, row_step, sums):
+    """wide[c, start + n*plane + a*row_step + b] <- x[n, c, a, b] for x (N, C, H, W) and wide
+    (C, L), each channel's planes laid one after another in a row of wide with rows of row_step
+    values; the other entries of wide are left as they are. If sums is not empty, sums[c] <- the
+    sum of channel c (in float64)."""
+    n_batch, channels, height, width = x.shape
+    run = np.uint64(width)
+    for n in range(n_batch):
+        for c in range(channels):
+            for a in range(height):
+                d = np.uint64(start + n * plane + a * row_step)
+                for b in range(run):
+                    wide[c, d + b] = x[n, c, a, b]
+    for c in range(sums.size):
+        total = 0.0
+        for n in range(n_batch):
+            for a in range(height):
+                for b in range(width):
+                    total += x[n, c, a, b]
+        sums[c] = total
+
+
+def _from_wide_loops(wide, start, plane, row_step, bias, x):
+    """x[n, c, a, b] <- wide[c, start + n*plane + a*row_step + b] + bias[c]: the inverse of
+    ``_to_wide_loops``, for x (N, C, H, W)."""
+    n_batch, channels, height, width = x.shape
+    run = np.uint64(width)
+    for n in range(n_batch):
+        for c in range(channels):
+            shift = bias[c]
+            for a in range(height):
+                s = np.uint64(start + n * plane + a * row_step)
+                for b in range(run):
+                    x[n, c, a, b] = wide[c, s + b] + shift
 
 
 # The helpers are compiled under its own name because the kernels call them by those names.
@@ -259,6 +302,8 @@ _unpad_channels_first_jit = jit()(_unpad_channels_first_loops)
 _patches_jit = jit()(_patches_loops)
 _channels_last_to_first_jit = jit()(_channels_last_to_first_loops)
 _channels_first_to_last_jit = jit(fastmath={"reassoc"})(_channels_first_to_last_loops)
+_to_wide_jit = jit(fastmath={"reassoc"})(_to_wide_loops)
+_from_wide_jit = jit()(_from_wide_loops)
 
 
 def im2col(x, kernel_size, stride, padding, dilation):
