@@ -68,7 +68,7 @@ from numba import prange
 from . import column_count, grouped, output_hw
 from .blas import gemm
 from .compiling import jit
-from .im2col_numba import (_channels_first_to_last_jit, _channels_last_to_first_jit, _cnhw_to_nchw_jit, _col2im_jit,
+from .im2col_numba import (_channels_last_to_first_jit, _cnhw_to_nchw_jit, _col2im_jit,
                            _from_wide_jit, _im2col_jit, _nchw_to_cnhw_jit, _pad_channels_last_jit, _patches_jit,
                            _to_wide_jit, _unpad_channels_first_jit)
 from .threads import batch_parts, part, rows
@@ -195,13 +195,13 @@ def _backward_part_patches(grad_y, x, weight, cols, grad_x, grad_w, grad_b, kh, 
     m, out_channels, out_h, out_w = grad_y.shape
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     _make_patches(x, cols.reshape(m, out_h, out_w, kh, kw, channels), kh, kw, sh, sw, ph, pw, dh, dw)
-    grad_t = np.empty((m * out_h * out_w, out_channels), dtype=grad_y.dtype)
-    _channels_first_to_last_jit(grad_y.reshape(m, out_channels, out_h * out_w),
-                                grad_t.reshape(m, out_h * out_w, out_channels), grad_b)
-    gemm(grad_t.T, cols, grad_w[0])
+    grad_t = np.empty((out_channels, m * out_h * out_w), dtype=grad_y.dtype)
+    _nchw_to_cnhw_jit(grad_y.reshape(m, out_channels, out_h * out_w), grad_t.reshape(out_channels, m, out_h * out_w),
+                      grad_b)
+    gemm(grad_t, cols, grad_w[0])
     if grad_x.size:
         grad_cols = np.empty(cols.shape, dtype=grad_y.dtype)
-        gemm(grad_t, weight[0], grad_cols)
+        gemm(grad_t.T, weight[0], grad_cols)
         padded = np.empty((m, height + 2 * ph, width + 2 * pw, channels), dtype=grad_y.dtype)
         _patches_jit(padded, grad_cols.reshape(m, out_h, out_w, kh, kw, channels), kh, kw, sh, sw, dh, dw, True)
         _unpad_channels_first_jit(padded, grad_x, ph, pw)

@@ -29,7 +29,9 @@ patches that ``conv_numba`` takes when an input has many channels and small plan
 output position holding its whole receptive field, (N, OH, OW, KH, KW, C), copied from a
 zero-padded channels-last copy of the input in runs of KW*C values (instead of one (N, C) plane
 and offset at a time, whose bookkeeping costs more than the copy when the planes are 7 x 7 or
-4 x 4), and the layout changes between channels first and channels last that go with it.
+4 x 4), and the layout changes between channels first and channels last that go with it. Last,
+the "wide rows" of the shifted products, which need no columns: each channel's planes padded and
+laid one after another in one row (``_to_wide_loops``), and back (``_from_wide_loops``).
 """
 import numpy as np
 
@@ -233,23 +235,6 @@ def _channels_last_to_first_loops(y_t, bias, y):
                 y[n, o, k] = y_t[n, k, o] + b
 
 
-def _channels_first_to_last_loops(grad_y, grad_t, sums):
-    """grad_t (N, L, O) <- grad_y (N, O, L), and sums[o] <- the sum of channel o (in float64).
-    The copy writes runs of O and the sums take a pass of their own: summing in the same loop, or
-    writing runs of L, took twice as long."""
-    n_batch, channels, plane = grad_y.shape
-    for n in range(n_batch):
-        for k in range(plane):
-            for o in range(channels):
-                grad_t[n, k, o] = grad_y[n, o, k]
-    for o in range(channels):
-        total = 0.0
-        for n in range(n_batch):
-            for k in range(plane):
-                total += grad_y[n, o, k]
-        sums[o] = total
-
-
 # --- wide rows, for the shifted products of stride-1 convolutions (see conv_numba) -----------
 
 
@@ -301,7 +286,6 @@ _pad_channels_last_jit = jit()(_pad_channels_last_loops)
 _unpad_channels_first_jit = jit()(_unpad_channels_first_loops)
 _patches_jit = jit()(_patches_loops)
 _channels_last_to_first_jit = jit()(_channels_last_to_first_loops)
-_channels_first_to_last_jit = jit(fastmath={"reassoc"})(_channels_first_to_last_loops)
 _to_wide_jit = jit(fastmath={"reassoc"})(_to_wide_loops)
 _from_wide_jit = jit()(_from_wide_loops)
 
