@@ -43,7 +43,6 @@ from .compiling import jit
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS_ORDER and CBLAS_TRANSPOSE values from cblas.h
 
 
-
 def library_path(folder=None):
     """The shared library of ``scipy-openblas32`` (.so, .dylib or .dll) in ``folder``, by default
     the installed wheel's lib folder, found without importing the package (see above). (The
@@ -98,7 +97,7 @@ def _one_real_dtype_typed(a, b, out):
 
 
 @jit(inline="always")
-def _layout(a, rows, cols):
+def _as_operand(a, rows, cols):
     """How BLAS reads a (rows, cols): (_NO_TRANS, leading dimension) if its rows are runs of
     contiguous values (C order, or rows of a wider C-ordered matrix), (_TRANS, leading dimension)
     if its columns are, (0, 0) if neither."""
@@ -125,9 +124,9 @@ def _product_typed(a, b, out, accumulate):
     def product(a, b, out, accumulate):
         m, k = a.shape
         n = b.shape[1]
-        trans_a, lda = _layout(a, m, k)
-        trans_b, ldb = _layout(b, k, n)
-        ldc = out.strides[0] // out.itemsize if m > 1 else max(1, n)
+        trans_a, lda = _as_operand(a, m, k)
+        trans_b, ldb = _as_operand(b, k, n)
+        ldc = _as_operand(out, m, n)[1]
         if out.itemsize == 4:
             _sgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
                    np.float32(1 if accumulate else 0), out.ctypes.data, ldc)
@@ -155,12 +154,12 @@ def gemm(a, b, out, accumulate=False):
         raise ValueError("blas.gemm: the 32-bit BLAS takes dimensions below 2**31")
     if m == 0 or n == 0:
         return
-    if _layout(out, m, n)[0] != _NO_TRANS:
+    if _as_operand(out, m, n)[0] != _NO_TRANS:
         raise ValueError("blas.gemm: out must have contiguous rows")
     if k == 0:  # an empty sum; BLAS would reject the leading dimension 0
         if not accumulate:
             out[:] = 0
         return
-    if _layout(a, m, k)[0] == 0 or _layout(b, k, n)[0] == 0:
+    if _as_operand(a, m, k)[0] == 0 or _as_operand(b, k, n)[0] == 0:
         raise ValueError("blas.gemm: a and b must each have contiguous rows or contiguous columns")
     _product(a, b, out, accumulate)
