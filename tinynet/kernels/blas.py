@@ -96,23 +96,24 @@ def _one_real_dtype_typed(a, b, out):
     return lambda a, b, out: same
 
 
-@jit(inline="always")
-def _as_operand(a, rows, cols):
-    """How BLAS reads a (rows, cols): (_NO_TRANS, leading dimension) if its rows are runs of
-    contiguous values (C order, or rows of a wider C-ordered matrix), (_TRANS, leading dimension)
-    if its columns are, (0, 0) if neither."""
-    item = a.itemsize
-    row_step, col_step = a.strides[0], a.strides[1]
-    if (col_step == item or cols <= 1) and row_step % item == 0 and row_step // item >= max(1, cols):
-        return _NO_TRANS, row_step // item
-    if (row_step == item or rows <= 1) and col_step % item == 0 and col_step // item >= max(1, rows):
-        return _TRANS, col_step // item
+@jit()
+def _as_operand(row_step, col_step, itemsize, rows, cols):
+    """How BLAS reads a (rows, cols) matrix whose rows and columns are ``row_step`` and
+    ``col_step`` bytes apart: (_NO_TRANS, leading dimension) if its rows are runs of contiguous
+    values (C order, or rows of a wider C-ordered matrix), (_TRANS, leading dimension) if its
+    columns are, (0, 0) if neither. (It takes the strides, not the array, so that numba compiles
+    it once, not once per layout of array.)"""
+    if (col_step == itemsize or cols <= 1) and row_step % itemsize == 0 and row_step // itemsize >= max(1, cols):
+        return _NO_TRANS, row_step // itemsize
+    if (row_step == itemsize or rows <= 1) and col_step % itemsize == 0 and col_step // itemsize >= max(1, rows):
+        return _TRANS, col_step // itemsize
     return 0, 0
 
 
-def _product(a, b, out, accumulate):
-    """out <- a @ b, or out += a @ b, for checked, non-empty operands: in compiled code one call of
-    the private BLAS (below); run as Python (``NUMBA_DISABLE_JIT=1``), NumPy's product."""
+def _product(a, b, out, accumulate, trans_a, lda, trans_b, ldb, ldc):
+    """out <- a @ b, or out += a @ b, for checked, non-empty operands that BLAS reads as the
+    transpose flags and leading dimensions say: in compiled code one call of the private BLAS
+    (below); run as Python (``NUMBA_DISABLE_JIT=1``), NumPy's product."""
     if accumulate:
         out += a @ b
     else:
@@ -120,13 +121,10 @@ def _product(a, b, out, accumulate):
 
 
 @overload(_product)
-def _product_typed(a, b, out, accumulate):
-    def product(a, b, out, accumulate):
+def _product_typed(a, b, out, accumulate, trans_a, lda, trans_b, ldb, ldc):
+    def product(a, b, out, accumulate, trans_a, lda, trans_b, ldb, ldc):
         m, k = a.shape
         n = b.shape[1]
-        trans_a, lda = _as_operand(a, m, k)
-        trans_b, ldb = _as_operand(b, k, n)
-        ldc = _as_operand(out, m, n)[1]
         if out.itemsize == 4:
             _sgemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
                    np.float32(1 if accumulate else 0), out.ctypes.data, ldc)
@@ -154,12 +152,15 @@ def gemm(a, b, out, accumulate=False):
         raise ValueError("blas.gemm: the 32-bit BLAS takes dimensions below 2**31")
     if m == 0 or n == 0:
         return
-    if _as_operand(out, m, n)[0] != _NO_TRANS:
+    out_order, ldc = _as_operand(out.strides[0], out.strides[1], out.itemsize, m, n)
+    if out_order != _NO_TRANS:
         raise ValueError("blas.gemm: out must have contiguous rows")
     if k == 0:  # an empty sum; BLAS would reject the leading dimension 0
         if not accumulate:
             out[:] = 0
         return
-    if _as_operand(a, m, k)[0] == 0 or _as_operand(b, k, n)[0] == 0:
+    trans_a, lda = _as_operand(a.strides[0], a.strides[1], a.itemsize, m, k)
+    trans_b, ldb = _as_operand(b.strides[0], b.strides[1], b.itemsize, k, n)
+    if trans_a == 0 or trans_b == 0:
         raise ValueError("blas.gemm: a and b must each have contiguous rows or contiguous columns")
-    _product(a, b, out, accumulate)
+    _product(a, b, out, accumulate, trans_a, lda, trans_b, ldb, ldc)
