@@ -61,6 +61,26 @@ def test_gemm_reads_and_writes_blocks_of_wider_matrices(m, k, n, margins, accumu
     np.testing.assert_allclose(out_wide, expected, rtol=tol, atol=tol)
 
 
+def test_gemm_takes_a_single_row_or_column_whatever_its_other_stride():
+    """NumPy calls (1, N) arrays with any row stride C-contiguous (``x[None]`` has stride 0), and
+    so does gemm: one row is one run."""
+    x = np.arange(4.0)
+    out = np.empty((4, 1)).T  # strides (8, 8)
+    blas.gemm(x[None], np.eye(4), out)
+    np.testing.assert_array_equal(out, x[None])
+    column = np.empty((1, 3))
+    blas.gemm(np.ones((1, 2)), np.arange(6.0).reshape(3, 2).T, column)  # b: (2, 3), read by columns
+    np.testing.assert_array_equal(column, [[1.0, 5.0, 9.0]])
+
+
+def test_gemm_refuses_leading_dimensions_the_32_bit_blas_cannot_take():
+    buffer = np.zeros(8)
+    far_rows = np.lib.stride_tricks.as_strided(buffer, (2, 3), strides=((2**32 + 3) * 8, 8))
+    with pytest.raises(ValueError, match=r"^blas.gemm: the 32-bit BLAS takes leading dimensions \(row or column "
+                                         r"steps\) below 2\*\*31$"):
+        blas.gemm(far_rows, np.ones((3, 2)), np.empty((2, 2)))
+
+
 def test_gemm_writes_into_a_view_of_rows():
     a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
     out = np.zeros((4, 4))

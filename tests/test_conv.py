@@ -70,16 +70,21 @@ DILATED_UNPADDED = (dict(in_channels=2, out_channels=3, kernel_size=(3, 2), dila
 
 def check_layout(products, dtype, case):
     """The numba kernel forced to take ``products`` (``conv_numba.layout`` picks one by shape)
-    gives PyTorch's output and gradients, in training mode and in eval mode."""
+    gives PyTorch's output and gradients, in training mode and in eval mode, with the batch in
+    as many parts as the threads make (one sample each, for these small batches and 2 or more
+    threads) and in one part (several samples each, whatever the threads)."""
     from tinynet.kernels import conv_numba
 
     args, shape, seed = case
     rng = np.random.default_rng(seed)
     with pytest.MonkeyPatch.context() as patch, kernels.use("numba"):
         patch.setattr(conv_numba, "layout", lambda *shapes: products)
-        for training in (True, False):
-            conv = tn.Conv2d(**args, dtype=dtype, rng=rng).train(training)
-            compare_module(conv, torch.nn.Conv2d(**args), rng.standard_normal(shape), rng, dtype)
+        for one_part in (False, True):
+            if one_part:
+                patch.setattr(conv_numba, "_parts", lambda *shapes: 1)
+            for training in (True, False):
+                conv = tn.Conv2d(**args, dtype=dtype, rng=rng).train(training)
+                compare_module(conv, torch.nn.Conv2d(**args), rng.standard_normal(shape), rng, dtype)
 
 
 @pytest.mark.parametrize("products", ["PATCHES", "ROWS_OF_TAPS"])

@@ -7,8 +7,8 @@
 One row per module, in the order of ``model.named_modules()`` (nested modules indented, as
 PyTorch's repr nests them): the output shape, the parameters (counting those of children), the
 multiply-adds of the forward pass, the bytes of the output, and for convolutions the bytes of
-im2col columns (or the buffers that take their place) the kernels allocate for that batch
-(``tinynet.kernels.im2col_workspace_bytes``).
+im2col columns (or the padded input rows that take their place in the shifted products of the
+numba kernel) the kernels allocate for that batch (``tinynet.kernels.im2col_workspace_bytes``).
 The shapes come from one forward pass on zeros, run in the mode the model is in; afterwards every
 module's saved state, every mode and every random generator the pass drew from are as before.
 """

@@ -213,8 +213,9 @@ def conv2d_backward(grad_y, x, columns, weight, stride, padding, dilation, group
 
 
 def im2col_workspace_bytes(x, weight, stride, padding, dilation, groups, keep_columns):
-    """Bytes of im2col columns, or of the buffers that take their place, ``conv2d_forward(x,
-    weight, ...)`` will hold at once (the largest buffers a convolution allocates), computed from
+    """Bytes of im2col columns ``conv2d_forward(x, weight, ...)`` will hold at once, or of the
+    padded input rows that take their place in the numba kernel's shifted products (the operand
+    its products read; its product buffer, O rather than C rows, comes on top), computed from
     the shapes: x may be any array of the input's shape, dtype and device (``numpy.broadcast_to``
     of one zero will do)."""
     return _implementation("conv", x).im2col_workspace_bytes(x.shape, weight.shape, stride, padding, dilation, groups,

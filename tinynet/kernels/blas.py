@@ -101,12 +101,19 @@ def _as_operand(row_step, col_step, itemsize, rows, cols):
     """How BLAS reads a (rows, cols) matrix whose rows and columns are ``row_step`` and
     ``col_step`` bytes apart: (_NO_TRANS, leading dimension) if its rows are runs of contiguous
     values (C order, or rows of a wider C-ordered matrix), (_TRANS, leading dimension) if its
-    columns are, (0, 0) if neither. (It takes the strides, not the array, so that numba compiles
-    it once, not once per layout of array.)"""
-    if (col_step == itemsize or cols <= 1) and row_step % itemsize == 0 and row_step // itemsize >= max(1, cols):
-        return _NO_TRANS, row_step // itemsize
-    if (row_step == itemsize or rows <= 1) and col_step % itemsize == 0 and col_step // itemsize >= max(1, rows):
-        return _TRANS, col_step // itemsize
+    columns are, (0, 0) if neither. A single row (column) is a run whatever its stride, as
+    NumPy's flags count it. (It takes the strides, not the array, so that numba compiles it
+    once, not once per layout of array.)"""
+    if col_step == itemsize or cols <= 1:
+        if rows <= 1:
+            return _NO_TRANS, max(1, cols)
+        if row_step > 0 and row_step % itemsize == 0 and row_step // itemsize >= max(1, cols):
+            return _NO_TRANS, row_step // itemsize
+    if row_step == itemsize or rows <= 1:
+        if cols <= 1:
+            return _TRANS, max(1, rows)
+        if col_step > 0 and col_step % itemsize == 0 and col_step // itemsize >= max(1, rows):
+            return _TRANS, col_step // itemsize
     return 0, 0
 
 
@@ -163,4 +170,6 @@ def gemm(a, b, out, accumulate=False):
     trans_b, ldb = _as_operand(b.strides[0], b.strides[1], b.itemsize, k, n)
     if trans_a == 0 or trans_b == 0:
         raise ValueError("blas.gemm: a and b must each have contiguous rows or contiguous columns")
+    if max(lda, ldb, ldc) >= 2**31:
+        raise ValueError("blas.gemm: the 32-bit BLAS takes leading dimensions (row or column steps) below 2**31")
     _product(a, b, out, accumulate, trans_a, lda, trans_b, ldb, ldc)

@@ -269,10 +269,13 @@ def _compile(dtype, families=FAMILIES):
 
 # Each family's kernels, called on arrays that take every compiled path (``random(*shape)`` makes one).
 def _run_conv(module, random):
-    x, weight, one, pad = random(3, 2, 6, 6), random(4, 2, 3, 3), (1, 1), (1, 1)
-    for keep_columns in (True, False):
-        y, columns = module.conv2d_forward(x, weight, random(4), one, pad, one, 1, keep_columns)
-        module.conv2d_backward(y, x, columns, weight, one, pad, one, 1, True, True)
+    one, pad = (1, 1), (1, 1)
+    # The numba kernel's three layouts (rows of taps, patches, shifted products), all three run.
+    for x, weight in ((random(3, 2, 6, 6), random(4, 2, 3, 3)), (random(2, 4, 4, 4), random(2, 4, 3, 3)),
+                      (random(2, 16, 9, 9), random(2, 16, 3, 3))):
+        for keep_columns in (True, False):
+            y, columns = module.conv2d_forward(x, weight, random(len(weight)), one, pad, one, 1, keep_columns)
+            module.conv2d_backward(y, x, columns, weight, one, pad, one, 1, True, True)
 
 
 def _run_im2col(module, random):

@@ -2,8 +2,9 @@
 
 The same steps as the reference (``conv_numpy``): im2col, one matrix product per group, and the
 layout change to (N, O, OH, OW); backward the weight gradient, the transposed product and col2im;
-or, for stride 1, products that need no columns (shifted products, below). Here the batch is split into parts of about ``CHUNK_COLUMN_BYTES`` of columns, as many per
-thread (``threads.batch_parts``, at least one part each), and a thread runs every step on a part
+or, for stride 1, products that need no columns (shifted products, below). Here the batch is
+split into parts of about ``CHUNK_COLUMN_BYTES`` of columns, as many per thread
+(``threads.batch_parts``, at least one part each), and a thread runs every step on a part
 before the next, so a part's columns are made, multiplied and consumed while they are in its
 core's L2 cache, and the products run on the private BLAS's single thread in each (see
 ``tinynet.kernels.threads``). The weight and bias gradients of the parts are summed in part order.
@@ -28,7 +29,9 @@ The products come in one of three layouts, chosen per call by ``layout``:
   positions for 14 x 14 outputs), whose results are not read. The backward lays the gradient out
   the same way, zero where no output is: the weight gradient of tap (i, j) is the gradient times
   the shifted rows transposed, and the input's gradient the sum of ``W_ij.T`` times the gradient
-  shifted the other way.
+  shifted the other way. (Those products also multiply the zero gradient of the positions that
+  are not outputs with the input there: an inf or NaN in the input can make more of the weight
+  gradient NaN than PyTorch's, whose sums leave those positions out.)
 
 Rows of taps are copied in runs of an output row (OW values), patches in runs of a kernel row of
 the patch (KW*C values; C with a dilation across). Patches are taken when the output rows are
@@ -41,7 +44,7 @@ channels: the MNIST ResNet's 16 -> 16 layer on 14 x 14, forward 0.99 -> 0.89 ms 
 of the time; a 64 -> 64 layer on 32 x 32 10% faster both ways. With 8 channels (the MNIST CNN's
 second layer) the sums of 8 per tap ran slower than one product over columns (forward 0.33
 against 0.23 ms), and on 7 x 7 and 4 x 4 outputs products over the padding cost more than
-patches (1.6 against 0.94 ms forward for 64 -> 64 on 4 x 4). The other layers take rows of taps:
+patches (1.61 against 0.96 ms forward for 64 -> 64 on 4 x 4). The other layers take rows of taps:
 a 1 x 1 kernel, whose taps are the input's planes themselves, grouped convolutions, the first
 layer's single channel, and strides over 1 with rows longer than ``SHORT_ROW``.
 

@@ -30,8 +30,8 @@ def batch_parts(n):
 @jit(inline="always")
 def rows(a, lo, hi):
     """``a[lo:hi]`` of a C-contiguous array, as a view that numba types C-contiguous too (it
-    types ``a[lo:hi]`` as of any layout, and then copies it before every BLAS call and indexes
-    it through strides)."""
+    types ``a[lo:hi]`` as of any layout, and then indexes it through strides and compiles the
+    kernels it is passed to once more for that layout)."""
     per_row = a.size // a.shape[0] if a.shape[0] else 0
     return a.reshape(-1)[lo * per_row:hi * per_row].reshape((hi - lo,) + a.shape[1:])
 
