@@ -175,8 +175,8 @@ def test_workspace_of_the_numba_kernel_is_its_largest_parts_one_per_thread(monke
             convolve_part(x, weight, bias, y, cols, *geometry)
         return counting_convolve_part
 
-    def counting_padded_rows(x, ph, pw):  # what shifted products make in the columns' place
-        padded = padded_rows(x, ph, pw)
+    def counting_padded_rows(x, *geometry):  # what shifted products make in the columns' place
+        padded = padded_rows(x, *geometry)
         columns.append(padded.nbytes)
         return padded
 

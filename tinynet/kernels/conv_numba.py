@@ -116,14 +116,18 @@ def _convolve_part_patches(x, weight, bias, y, cols, kh, kw, sh, sw, ph, pw, dh,
                                 y.reshape(m, out_channels, out_h * out_w))
 
 
-def _padded_rows(x, ph, pw):
-    """x (m, C, H, W) zero-padded, each channel's m padded planes in one row: (C, m*H'*W')."""
-    m, channels, height, width = x.shape
-    padded_w = width + 2 * pw
-    plane = (height + 2 * ph) * padded_w
+def _padded_rows(x, ph, pw, padded_w, plane):
+    """x (m, C, H, W) zero-padded to planes of ``plane`` values in rows of ``padded_w``, each
+    channel's m padded planes in one row: (C, m*H'*W')."""
+    m, channels = x.shape[0], x.shape[1]
     padded = np.zeros((channels, m * plane), dtype=x.dtype)
     _to_wide_jit(x, padded, ph * padded_w + pw, plane, padded_w, np.empty(0, dtype=x.dtype))
     return padded
+
+
+def _tap_shift(tap, kw, dh, dw, padded_w):
+    """How many columns of the padded rows kernel tap ``tap`` (i*KW + j) reads past the output's."""
+    return (tap // kw) * dh * padded_w + (tap % kw) * dw
 
 
 def _shifted_geometry(m, height, width, out_h, out_w, ph, pw):
@@ -144,12 +148,11 @@ def _convolve_part_shifted(x, weight, bias, y, kh, kw, ph, pw, dh, dw):
     if m == 0:
         return
     padded_w, plane, used = _shifted_geometry(m, height, width, out_h, out_w, ph, pw)
-    padded = _padded_rows(x, ph, pw)
+    padded = _padded_rows(x, ph, pw, padded_w, plane)
     wide = np.empty((out_channels, m * plane), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            shift = i * dh * padded_w + j * dw
-            gemm(weight[i * kw + j], padded[:, shift:shift + used], wide[:, :used], i + j > 0)
+    for tap in range(kh * kw):
+        shift = _tap_shift(tap, kw, dh, dw, padded_w)
+        gemm(weight[tap], padded[:, shift:shift + used], wide[:, :used], tap > 0)
     _from_wide_jit(wide, 0, plane, padded_w, bias, y)
 
 
@@ -223,20 +226,18 @@ def _backward_part_shifted(grad_y, x, weight, grad_x, grad_w, grad_b, kh, kw, ph
         return
     padded_w, plane, used = _shifted_geometry(m, height, width, out_h, out_w, ph, pw)
     length = m * plane
-    reach = (kh - 1) * dh * padded_w + (kw - 1) * dw  # the largest shift
-    padded = _padded_rows(x, ph, pw)
+    reach = _tap_shift(kh * kw - 1, kw, dh, dw, padded_w)  # the largest shift, the last tap's
+    padded = _padded_rows(x, ph, pw, padded_w, plane)
     grad_wide = np.zeros((out_channels, reach + length), dtype=grad_y.dtype)
     _to_wide_jit(grad_y, grad_wide, reach, plane, padded_w, grad_b)
-    for i in range(kh):
-        for j in range(kw):
-            shift = i * dh * padded_w + j * dw
-            gemm(grad_wide[:, reach:reach + used], padded[:, shift:shift + used].T, grad_w[i * kw + j])
+    for tap in range(kh * kw):
+        shift = _tap_shift(tap, kw, dh, dw, padded_w)
+        gemm(grad_wide[:, reach:reach + used], padded[:, shift:shift + used].T, grad_w[tap])
     if grad_x.size:
         grad_padded = np.empty((channels, length), dtype=grad_y.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                shift = i * dh * padded_w + j * dw
-                gemm(weight[i * kw + j].T, grad_wide[:, reach - shift:reach - shift + length], grad_padded, i + j > 0)
+        for tap in range(kh * kw):
+            shift = _tap_shift(tap, kw, dh, dw, padded_w)
+            gemm(weight[tap].T, grad_wide[:, reach - shift:reach - shift + length], grad_padded, tap > 0)
         _from_wide_jit(grad_padded, ph * padded_w + pw, plane, padded_w, np.zeros(channels, dtype=grad_y.dtype),
                        grad_x)
 
@@ -268,6 +269,7 @@ _convolve_part = jit()(_convolve_part)
 _convolve_part_patches = jit()(_convolve_part_patches)
 _backward_part = jit()(_backward_part)
 _backward_part_patches = jit()(_backward_part_patches)
+_tap_shift = jit(inline="always")(_tap_shift)
 _shifted_geometry = jit(inline="always")(_shifted_geometry)
 _padded_rows = jit()(_padded_rows)
 _convolve_part_shifted = jit()(_convolve_part_shifted)
